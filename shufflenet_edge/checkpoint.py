@@ -1,0 +1,68 @@
+"""Checkpoint files: this project's format and plain (torchvision) state_dicts.
+
+Everything is loaded with ``torch.load(..., weights_only=True)``; training state that is not a
+tensor (numpy RNG state) is stored as plain lists so that stays possible.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import UsageError
+from .io_utils import atomic_path
+
+FORMAT = "shufflenet-edge-checkpoint"
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Return the checkpoint dict; a plain state_dict comes back as {"state_dict": ...}."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"checkpoint not found: {p}")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt zip, pickle with forbidden globals, truncated file ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot read checkpoint {p}: {first[:200]}") from None
+    if not isinstance(obj, dict):
+        raise UsageError(f"cannot read checkpoint {p}: expected a dict, got {type(obj).__name__}")
+    if obj.get("format") == FORMAT:
+        if not isinstance(obj.get("state_dict"), dict) or "model" not in obj:
+            raise UsageError(f"checkpoint {p} is malformed: missing 'model' or 'state_dict'")
+        return obj
+    state = obj.get("state_dict", obj) if isinstance(obj.get("state_dict"), dict) else obj
+    if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"checkpoint {p} is neither a shufflenet-edge checkpoint nor a state_dict of tensors")
+    # megvii's official files wrap the model in DataParallel
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return {"state_dict": state}
+
+
+def save_checkpoint(path: str | os.PathLike, model_meta: dict, state_dict: dict, **extra) -> Path:
+    """Write this project's format atomically; ``model_meta`` is the model's ``edge_meta``."""
+    payload = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "model": model_meta["name"],
+        "input_size": list(model_meta["input_size"]),
+        "num_classes": int(model_meta["num_classes"]),
+        "preprocessing": model_meta.get("preprocessing"),
+        "labels": model_meta.get("labels"),
+        "state_dict": state_dict,
+        **extra,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)

@@ -1,0 +1,37 @@
+"""Click option types shared by several subcommands."""
+from __future__ import annotations
+
+import click
+
+from ..errors import UsageError
+from ..models import parse_input_size
+
+
+class InputSize(click.ParamType):
+    name = "H[xW]"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, tuple):
+            return value
+        try:
+            return parse_input_size(value)
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+INPUT_SIZE = InputSize()
+
+
+def console():
+    """A rich console that does not squeeze tables to 80 columns when output is piped to a file."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+def print_json(obj) -> None:
+    import json
+
+    click.echo(json.dumps(obj, indent=2))

@@ -1,0 +1,33 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE = str(Path(sys.executable).with_name("edge"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run tests marked slow (conversion, emulation, browser)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow") or os.environ.get("EDGE_SLOW_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def edge_cli():
+    """Run the installed `edge` console script in a subprocess, as a user would."""
+    import subprocess
+
+    def run(*args, cwd=None, timeout=600, env=None):
+        return subprocess.run([EDGE, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                              env={**os.environ, **(env or {})})
+
+    return run
