@@ -1,10 +1,13 @@
 """The ``edge`` command: a thin Click layer over the Python API.
 
-Every subcommand lives in its own module and registers itself on ``main``; errors the user can
-fix (EdgeError) become one ``error: ...`` line and a non-zero exit, never a traceback.
+Every subcommand lives in its own ``*_cmd.py`` module and registers itself on ``main`` when
+imported; errors the user can fix (EdgeError) become one ``error: ...`` line and a non-zero
+exit, never a traceback.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 
 import click
@@ -13,13 +16,19 @@ from .. import __version__
 from ..errors import EdgeError
 
 
+def _one_line_errors():
+    from ..runtime.engines import EngineError
+
+    return (EdgeError, EngineError)
+
+
 class EdgeGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except EdgeError as exc:
+        except _one_line_errors() as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(getattr(exc, "exit_code", 1))
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
@@ -31,7 +40,7 @@ def main():
     """shufflenet-edge: train, export, quantize and profile ShuffleNet v1/v2 for the edge."""
 
 
-# Subcommands register themselves on import.
-from . import models_cmd, quickstart_cmd  # noqa: E402,F401
+for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd")):
+    importlib.import_module(f"{__name__}.{_mod}")
 
 __all__ = ["main"]

@@ -1,0 +1,242 @@
+"""One engine per runtime, behind one interface.
+
+Self-contained on purpose (standard library + numpy + the runtime itself): this file is copied
+to boards and emulated userlands and run there. Callers always pass float32 NCHW input that is
+already preprocessed; an engine converts it to what the file wants (NHWC layout, int8 input
+quantized with the input tensor's own scale and zero point) in ``prepare`` and back to float32
+logits in ``finish``, so timing loops can time ``invoke`` alone.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+
+class EngineError(Exception):
+    """The file cannot be opened or run by this runtime (one line, for the user)."""
+
+
+def load_sidecar(path) -> dict:
+    """The ``<file>.json`` metadata written beside every export, or {} when there is none."""
+    side = str(path) + ".json"
+    if not os.path.isfile(side):
+        return {}
+    try:
+        with open(side) as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"cannot read metadata {side}: {exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.float32) - zero_point) * np.float32(scale)
+
+
+class Engine:
+    """Interface: prepare(float NCHW) -> native input, invoke(native) -> raw output, finish(raw) -> float logits."""
+
+    name = "engine"
+    runtime_version = ""
+
+    def __init__(self, path, threads: int = 1, metadata: dict | None = None):
+        self.path = str(path)
+        self.threads = int(threads)
+        self.metadata = metadata if metadata is not None else load_sidecar(path)
+        self.layout = (self.metadata.get("layout") or "nchw").lower()
+        self.batch_fixed: int | None = None
+
+    def prepare(self, x: np.ndarray):
+        raise NotImplementedError
+
+    def invoke(self, native):
+        raise NotImplementedError
+
+    def finish(self, raw) -> np.ndarray:
+        return np.asarray(raw, dtype=np.float32)
+
+    def _to_layout(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if self.layout == "nhwc" else x
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Logits for a float32 NCHW batch; files with a fixed batch of 1 run image by image."""
+        x = np.asarray(x, dtype=np.float32)
+        if self.batch_fixed == 1 and x.shape[0] != 1:
+            return np.concatenate([self.predict(x[i:i + 1]) for i in range(x.shape[0])], axis=0)
+        return self.finish(self.invoke(self.prepare(x)))
+
+    def input_shape(self) -> list:
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class OnnxRuntimeEngine(Engine):
+    name = "onnxruntime"
+
+    def __init__(self, path, threads=1, metadata=None, profile: bool = False, profile_prefix: str | None = None):
+        super().__init__(path, threads, metadata)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise EngineError("onnxruntime is not installed") from None
+        self.runtime_version = ort.__version__
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        if self.threads == 1:
+            # one thread means one thread: no spinning pool competing with the measured one
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if profile:
+            opts.enable_profiling = True
+            if profile_prefix:
+                opts.profile_file_prefix = profile_prefix
+        try:
+            self.session = ort.InferenceSession(self.path, sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise EngineError(f"onnxruntime cannot load {self.path}: {_first_line(exc)}") from None
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._shape = list(inp.shape)
+        if isinstance(self._shape[0], int):
+            self.batch_fixed = self._shape[0]
+        if not self.metadata.get("layout") and len(self._shape) == 4 and self._shape[-1] == 3 and self._shape[1] != 3:
+            self.layout = "nhwc"
+
+    def input_shape(self):
+        return self._shape
+
+    def prepare(self, x):
+        return {self.input_name: self._to_layout(x)}
+
+    def invoke(self, native):
+        return self.session.run(self.output_names, native)[0]
+
+    def end_profiling(self) -> str:
+        return self.session.end_profiling()
+
+
+class _TFLiteEngine(Engine):
+    """ai-edge-litert and tflite-runtime share the Interpreter API; only the import differs."""
+
+    module = ""
+
+    def _interpreter_class(self):
+        raise NotImplementedError
+
+    def __init__(self, path, threads=1, metadata=None):
+        super().__init__(path, threads, metadata)
+        cls = self._interpreter_class()
+        try:
+            self.interp = cls(model_path=self.path, num_threads=self.threads)
+            self.interp.allocate_tensors()
+        except Exception as exc:
+            raise EngineError(f"{self.name} cannot load {self.path}: {_first_line(exc)}") from None
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+        self._shape = [int(d) for d in self.inp["shape"]]
+        self.batch_fixed = self._shape[0]
+        if not self.metadata.get("layout") and self._shape[-1] == 3 and self._shape[1] != 3:
+            self.layout = "nhwc"
+        self.in_q = self.inp["quantization"] if np.issubdtype(self.inp["dtype"], np.integer) else None
+        self.out_q = self.out["quantization"] if np.issubdtype(self.out["dtype"], np.integer) else None
+
+    def input_shape(self):
+        return self._shape
+
+    def prepare(self, x):
+        x = self._to_layout(x)
+        if self.in_q is not None:
+            scale, zp = self.in_q
+            x = quantize(x, scale, zp, self.inp["dtype"])
+        else:
+            x = x.astype(self.inp["dtype"], copy=False)
+        if list(x.shape) != self._shape:
+            raise EngineError(f"input shape {list(x.shape)} does not match the file's {self._shape}")
+        return x
+
+    def invoke(self, native):
+        self.interp.set_tensor(self.inp["index"], native)
+        self.interp.invoke()
+        return self.interp.get_tensor(self.out["index"])
+
+    def finish(self, raw):
+        if self.out_q is not None:
+            scale, zp = self.out_q
+            return dequantize(raw, scale, zp)
+        return np.asarray(raw, dtype=np.float32)
+
+
+class LiteRTEngine(_TFLiteEngine):
+    name = "litert"
+
+    def _interpreter_class(self):
+        try:
+            import ai_edge_litert
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise EngineError("ai-edge-litert is not installed") from None
+        self.runtime_version = getattr(ai_edge_litert, "__version__", "")
+        return Interpreter
+
+
+class TFLiteRuntimeEngine(_TFLiteEngine):
+    name = "tflite-runtime"
+
+    def _interpreter_class(self):
+        try:
+            import tflite_runtime
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise EngineError("tflite-runtime is not installed") from None
+        self.runtime_version = getattr(tflite_runtime, "__version__", "")
+        return Interpreter
+
+
+ENGINES = {"onnxruntime": OnnxRuntimeEngine, "litert": LiteRTEngine, "tflite-runtime": TFLiteRuntimeEngine}
+_MODULES = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime"}
+_BY_SUFFIX = {".onnx": ("onnxruntime",), ".tflite": ("litert", "tflite-runtime")}
+
+
+def available_engines() -> list[str]:
+    import importlib.util
+
+    return [name for name, mod in _MODULES.items() if importlib.util.find_spec(mod) is not None]
+
+
+def default_engine(path) -> str:
+    """The first installed engine that runs this file type (ai-edge-litert before tflite-runtime)."""
+    suffix = os.path.splitext(str(path))[1].lower()
+    if suffix not in _BY_SUFFIX:
+        raise EngineError(f"unknown artifact type '{suffix or path}': expected .onnx or .tflite")
+    have = available_engines()
+    for name in _BY_SUFFIX[suffix]:
+        if name in have:
+            return name
+    raise EngineError(f"no runtime for {suffix} files is installed (need one of: {', '.join(_BY_SUFFIX[suffix])})")
+
+
+def open_engine(path, engine: str | None = None, threads: int = 1, **kwargs) -> Engine:
+    if not os.path.isfile(str(path)):
+        raise EngineError(f"artifact not found: {path}")
+    name = engine or default_engine(path)
+    if name not in ENGINES:
+        raise EngineError(f"unknown engine '{name}' (known: {', '.join(ENGINES)})")
+    return ENGINES[name](path, threads=threads, **kwargs)
