@@ -1,0 +1,54 @@
+"""`edge eval`: a thin layer over ``shufflenet_edge.evaluate.evaluate``."""
+from __future__ import annotations
+
+import click
+
+from . import main
+from .options import console, print_json
+
+
+@main.command("eval")
+@click.option("--model", default=None, help="Model name (optional with a project checkpoint, which names it).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="PyTorch checkpoint (.pt).")
+@click.option("--artifact", type=click.Path(dir_okay=False), default=None, help="Exported .onnx or .tflite file.")
+@click.option("--data", default="digits", show_default=True,
+              help="digits | npy:X.npy,Y.npy | cifar10:DIR | tinyimagenet:DIR | imagefolder:DIR")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--engine", default=None, help="Runtime for --artifact (onnxruntime, litert, tflite-runtime).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (top1, top5, n, per_class, confusion, ...).")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix as a PNG.")
+def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, threads, as_json, plot):
+    """Top-1/top-5, per-class accuracy and confusion of a checkpoint or exported file."""
+    from ..errors import UsageError
+    from ..evaluate import evaluate
+
+    if artifact is None and checkpoint is None:
+        raise UsageError("give --model NAME --checkpoint FILE, or --artifact FILE")
+    if artifact is not None and checkpoint is not None:
+        raise UsageError("give --checkpoint or --artifact, not both")
+    r = evaluate(model=model, checkpoint=checkpoint, artifact=artifact, data=data, split=split, batch_size=batch_size,
+                 engine=engine, threads=threads, plot=plot)
+    if as_json:
+        print_json(r)
+        return
+    src = r.get("artifact") or r.get("checkpoint")
+    click.echo(f"{src} on {r['data']} ({r['split']}, n={r['n']}): top-1 {r['top1']:.2%}  top-5 {r['top5']:.2%}")
+    from rich.table import Table
+
+    table = Table(title="per-class accuracy")
+    table.add_column("class")
+    table.add_column("accuracy", justify="right")
+    table.add_column("n", justify="right")
+    for name, v in r["per_class"].items():
+        table.add_row(name, "-" if v["accuracy"] is None else f"{v['accuracy']:.2%}", str(v["n"]))
+    if len(r["per_class"]) <= 50:
+        console().print(table)
+    if r["most_confused"]:
+        click.echo("most confused (actual -> predicted): " +
+                   ", ".join(f"{p['actual']} -> {p['predicted']} ({p['count']})" for p in r["most_confused"]))
+    for note in r.get("notes", []):
+        click.echo(f"note: {note}")
+    if plot:
+        click.echo(f"confusion matrix: {r['plot']}")

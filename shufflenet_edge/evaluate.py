@@ -1,0 +1,188 @@
+"""``edge eval``: accuracy of a PyTorch checkpoint or an exported file on a data spec.
+
+Exported files (ONNX / TFLite, fp32 / fp16 / int8) run through the same runtime engines as the
+benchmarks; their sidecar metadata (input size, preprocessing, labels) decides how the data is
+prepared, so every precision of a model is judged on identical inputs.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import data_preprocessing, load_split, make_dataset, parse_spec
+from .errors import UsageError
+
+
+def logits_of(model: torch.nn.Module, loader, device=None) -> tuple[np.ndarray, np.ndarray]:
+    """Run a torch model over a loader in eval mode; returns (float32 logits N x K, int64 labels N)."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    outs, labels = [], []
+    with torch.inference_mode():
+        for x, y in loader:
+            outs.append(model(x.to(device)).float().cpu().numpy())
+            labels.append(np.asarray(y, dtype=np.int64))
+    model.train(was_training)
+    return np.concatenate(outs), np.concatenate(labels)
+
+
+def accuracy_of(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(1) == labels).mean()) if len(labels) else 0.0
+
+
+def metrics(logits: np.ndarray, labels: np.ndarray, class_names: list[str], top_pairs: int = 5) -> dict:
+    """top1/top5, per-class accuracy, confusion matrix (rows = actual, columns = predicted)."""
+    k = logits.shape[1]
+    n = len(labels)
+    pred = logits.argmax(1)
+    topk = np.argsort(-logits, axis=1)[:, :min(5, k)]
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    names = list(class_names) if class_names and len(class_names) == k else [str(i) for i in range(k)]
+    per_class = {}
+    for i, name in enumerate(names):
+        total = int(confusion[i].sum())
+        per_class[name] = {"accuracy": (float(confusion[i, i]) / total) if total else None, "n": total}
+    off = [(int(confusion[a, p]), a, p) for a in range(k) for p in range(k) if a != p and confusion[a, p]]
+    off.sort(key=lambda t: (-t[0], t[1], t[2]))
+    return {
+        "n": n,
+        "top1": float((pred == labels).mean()) if n else 0.0,
+        "top5": float((topk == labels[:, None]).any(1).mean()) if n else 0.0,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "labels": names,
+        "most_confused": [{"actual": names[a], "predicted": names[p], "count": c} for c, a, p in off[:top_pairs]],
+    }
+
+
+def _label_map(data_classes: list[str], model_labels: list[str] | None, num_outputs: int, what: str) -> np.ndarray | None:
+    """Index map data class -> model output, when both name their classes in a different order."""
+    if model_labels and list(model_labels) != list(data_classes):
+        if set(data_classes) <= set(model_labels):
+            index = {c: i for i, c in enumerate(model_labels)}
+            return np.asarray([index[c] for c in data_classes], dtype=np.int64)
+        if len(model_labels) == len(data_classes) and not all(c.isdigit() for c in data_classes):
+            missing = sorted(set(data_classes) - set(model_labels))[:3]
+            raise UsageError(f"{what} does not know the data's classes {missing}")
+    if data_classes and len(data_classes) > num_outputs:
+        raise UsageError(f"data has {len(data_classes)} classes but {what} has {num_outputs} outputs")
+    return None
+
+
+def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str | None, threads: int):
+    from .runtime.engines import EngineError, open_engine
+
+    try:
+        eng = open_engine(path, engine=engine, threads=threads)
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
+    meta = eng.metadata or {}
+    shape = eng.input_shape()
+    if meta.get("input_size"):
+        size = tuple(int(v) for v in meta["input_size"])
+    else:  # no sidecar: read the file's own input tensor
+        size = tuple(int(v) for v in (shape[1:3] if eng.layout == "nhwc" else shape[2:4]))
+    preprocessing = meta.get("preprocessing") or data_preprocessing(spec)
+    data = load_split(spec, split)
+    ds = make_dataset(spec, split, size, preprocessing, loaded=data)
+    outs = []
+    for start in range(0, len(ds), batch_size):
+        x = np.stack([ds[i][0].numpy() for i in range(start, min(start + batch_size, len(ds)))])
+        try:
+            outs.append(eng.predict(x))
+        except EngineError as exc:
+            raise UsageError(str(exc)) from None
+    logits = np.concatenate(outs).astype(np.float32).reshape(len(ds), -1)
+    info = {"artifact": str(path), "engine": eng.name, "runtime_version": eng.runtime_version,
+            "model": meta.get("model"), "format": meta.get("format") or path.suffix.lstrip("."),
+            "precision": meta.get("precision"), "input_size": list(size), "trained": meta.get("trained")}
+    return logits, data, meta.get("labels"), info
+
+
+def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = None, artifact: str | os.PathLike | None = None,
+             data: str = "digits", split: str = "test", batch_size: int = 256, engine: str | None = None, threads: int = 1,
+             device: str | None = None, plot: str | os.PathLike | None = None) -> dict:
+    """Evaluate a checkpoint (``model``+``checkpoint``) or an exported ``artifact`` on ``data``'s ``split``.
+
+    Returns {top1, top5, n, per_class, confusion, labels, most_confused, source...}; writes a
+    confusion-matrix PNG when ``plot`` is given."""
+    spec = parse_spec(data)
+    if (artifact is None) == (checkpoint is None):
+        raise UsageError("give either --checkpoint (with --model) or --artifact")
+    if artifact is not None:
+        path = Path(artifact)
+        if not path.is_file():
+            raise UsageError(f"artifact not found: {path}")
+        logits, split_data, model_labels, info = _artifact_logits(path, spec, split, batch_size, engine, threads)
+    else:
+        from .models import create_model
+        from .train import _loader, default_device
+
+        net = create_model(model, checkpoint=checkpoint)
+        dev = torch.device(device) if device else default_device()
+        net.to(dev)
+        meta = net.edge_meta
+        split_data = load_split(spec, split)
+        ds = make_dataset(spec, split, meta["input_size"], meta.get("preprocessing"), loaded=split_data)
+        logits, _ = logits_of(net, _loader(ds, batch_size, 0, False), dev)
+        model_labels = meta.get("labels")
+        info = {"checkpoint": str(checkpoint), "model": meta["name"], "format": "torch", "precision": "fp32",
+                "input_size": meta["input_size"], "device": str(dev)}
+    if split_data.labels is None:
+        raise UsageError(f"data {spec} has no labels: evaluation needs npy:X.npy,Y.npy")
+    what = info.get("artifact") or info.get("checkpoint")
+    labels = split_data.labels
+    remap = _label_map(split_data.classes, model_labels, logits.shape[1], what)
+    if remap is not None:
+        labels = remap[labels]
+    if labels.size and labels.max() >= logits.shape[1]:
+        raise UsageError(f"data {spec} has label {int(labels.max())} but {what} has {logits.shape[1]} outputs")
+    names = model_labels if model_labels and len(model_labels) == logits.shape[1] else split_data.classes
+    result = {**info, "data": str(spec), "split": split, **metrics(logits, labels, names)}
+    if split_data.notes:
+        result["notes"] = split_data.notes
+    if plot is not None:
+        result["plot"] = str(plot_confusion(result, plot))
+    return result
+
+
+def plot_confusion(result: dict, path: str | os.PathLike) -> Path:
+    """Confusion matrix PNG, rows = actual class, columns = predicted (as in the seed tutorial)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io_utils import atomic_path
+
+    cm = np.asarray(result["confusion"])
+    names = result["labels"]
+    k = len(names)
+    side = min(max(4.0, 0.45 * k + 2), 24.0)
+    fig, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(cm, cmap="Blues")
+    if k <= 40:
+        ax.set_xticks(range(k), names, rotation=90 if k > 10 or max(map(len, names)) > 3 else 0)
+        ax.set_yticks(range(k), names)
+        if k <= 20:
+            peak = cm.max() or 1
+            for a in range(k):
+                for p in range(k):
+                    if cm[a, p]:
+                        ax.text(p, a, str(cm[a, p]), ha="center", va="center", fontsize=8,
+                                color="white" if cm[a, p] > peak / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    src = Path(result.get("artifact") or result.get("checkpoint") or "").name
+    ax.set_title(f"{src} on {result['data']} ({result['split']}): top-1 {result['top1']:.2%}", fontsize=9)
+    fig.tight_layout()
+    out = Path(path)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out
