@@ -1,0 +1,138 @@
+"""edge eval on checkpoints and on exported ONNX / TFLite files (fp32 and int8)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from shufflenet_edge.errors import UsageError
+from shufflenet_edge.evaluate import evaluate, metrics
+
+TINY = "v2_0.5x"
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A small model trained briefly on digits (well above chance, far from perfect)."""
+    from shufflenet_edge.train import train
+
+    out = tmp_path_factory.mktemp("evalrun") / "run"
+    s = train(TINY, "digits", epochs=4, out=out, quiet=True)
+    return out / "best.pt", s
+
+
+def test_metrics_confusion_rows_are_actual():
+    logits = np.array([[5, 1, 0], [5, 1, 0], [0, 5, 1], [0, 1, 5], [1, 5, 0]], dtype=np.float32)
+    labels = np.array([0, 1, 1, 2, 2])
+    m = metrics(logits, labels, ["a", "b", "c"])
+    assert m["n"] == 5 and m["top1"] == pytest.approx(0.6)
+    assert m["top5"] == 1.0  # k=3 < 5: every label is within the top 3
+    assert m["confusion"] == [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
+    assert m["per_class"]["b"] == {"accuracy": 0.5, "n": 2}
+    assert m["most_confused"][0] == {"actual": "b", "predicted": "a", "count": 1}
+
+
+def test_eval_checkpoint_api_and_cli(trained, edge_cli, tmp_path):
+    ckpt, summary = trained
+    r = evaluate(checkpoint=ckpt, data="digits")
+    assert r["n"] == 360 and r["top1"] == pytest.approx(summary["test_acc"])
+    assert r["top1"] > 0.3 and r["top5"] >= r["top1"]
+    assert sum(map(sum, r["confusion"])) == 360 and len(r["per_class"]) == 10
+    png = tmp_path / "cm.png"
+    cli = edge_cli("eval", "--model", TINY, "--checkpoint", ckpt, "--data", "digits", "--json", "--plot", png)
+    assert cli.returncode == 0, cli.stderr
+    j = json.loads(cli.stdout)
+    for key in ("top1", "top5", "n", "per_class", "confusion", "most_confused"):
+        assert key in j
+    assert j["top1"] == pytest.approx(r["top1"]) and j["confusion"] == r["confusion"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = edge_cli("eval", "--checkpoint", ckpt, "--data", "digits", "--split", "val")
+    assert text.returncode == 0 and "top-1" in text.stdout and "most confused" in text.stdout
+
+
+def test_eval_errors(trained, edge_cli, tmp_path):
+    ckpt, _ = trained
+    with pytest.raises(UsageError, match="either"):
+        evaluate(data="digits")
+    r = edge_cli("eval", "--artifact", tmp_path / "missing.onnx", "--data", "digits")
+    assert r.returncode == 2 and "missing.onnx" in r.stderr and "Traceback" not in r.stderr
+    r = edge_cli("eval", "--model", "v1_g3", "--checkpoint", ckpt, "--data", "digits")
+    assert r.returncode == 2 and "v2_0.5x" in r.stderr  # checkpoint names a different model
+    x = np.zeros((4, 3, 32, 32), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2, 11]))
+    with pytest.raises(UsageError, match="12 classes"):
+        evaluate(checkpoint=ckpt, data=f"npy:{tmp_path}/x.npy,{tmp_path}/y.npy")
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    with pytest.raises(UsageError, match="bad.onnx"):
+        evaluate(artifact=tmp_path / "bad.onnx", data="digits")
+
+
+def _sidecar(path, model, precision, fmt):
+    meta = model.edge_meta
+    side = {"model": meta["name"], "format": fmt, "precision": precision, "input_size": meta["input_size"],
+            "layout": "nchw", "num_classes": meta["num_classes"], "preprocessing": meta["preprocessing"],
+            "labels": meta["labels"], "trained": True}
+    path.with_name(path.name + ".json").write_text(json.dumps(side))
+
+
+@pytest.fixture(scope="session")
+def artifacts(trained, tmp_path_factory):
+    """fp32 ONNX, int8 ONNX (QDQ, calibrated on the training split) and fp32 TFLite of the trained model."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from shufflenet_edge.data import calibration_array
+    from shufflenet_edge.models import create_model
+
+    ckpt, _ = trained
+    d = tmp_path_factory.mktemp("artifacts")
+    model = create_model(checkpoint=ckpt)
+    x = torch.from_numpy(calibration_array("digits", (32, 32), 1))
+    onnx_path = d / "tiny_32_fp32.onnx"
+    torch.onnx.export(model, (x,), str(onnx_path), dynamo=True, opset_version=18,
+                      dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    _sidecar(onnx_path, model, "fp32", "onnx")
+
+    calib = calibration_array("digits", (32, 32), 64)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": calib[i:i + 1]} for i in range(len(calib))])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    int8_path = d / "tiny_32_int8.onnx"
+    quantize_static(str(onnx_path), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    _sidecar(int8_path, model, "int8", "onnx")
+    out = {"onnx_fp32": onnx_path, "onnx_int8": int8_path}
+    return out, model, d
+
+
+@pytest.mark.slow
+def test_eval_onnx_fp32_and_int8(trained, artifacts, edge_cli):
+    paths, _, _ = artifacts
+    ref = evaluate(checkpoint=trained[0], data="digits")
+    fp32 = evaluate(artifact=paths["onnx_fp32"], data="digits")
+    assert fp32["engine"] == "onnxruntime" and fp32["precision"] == "fp32"
+    assert fp32["confusion"] == ref["confusion"]  # same predictions as PyTorch
+    cli = edge_cli("eval", "--artifact", paths["onnx_int8"], "--data", "digits", "--json")
+    assert cli.returncode == 0, cli.stderr
+    int8 = json.loads(cli.stdout)
+    assert int8["n"] == 360 and int8["precision"] == "int8"
+    assert abs(int8["top1"] - ref["top1"]) <= 0.05
+
+
+@pytest.mark.slow
+def test_eval_tflite_fp32(trained, artifacts):
+    import litert_torch
+
+    _, model, d = artifacts
+    path = d / "tiny_32_fp32.tflite"
+    litert_torch.convert(model.eval(), (torch.zeros(1, 3, 32, 32),)).export(str(path))
+    _sidecar(path, model, "fp32", "tflite")
+    ref = evaluate(checkpoint=trained[0], data="digits")
+    r = evaluate(artifact=path, data="digits", batch_size=64)
+    assert r["engine"] in ("litert", "tflite-runtime") and r["n"] == 360
+    assert r["confusion"] == ref["confusion"]
