@@ -106,7 +106,13 @@ def artifacts(trained, tmp_path_factory):
     quantize_static(str(onnx_path), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     _sidecar(int8_path, model, "int8", "onnx")
-    out = {"onnx_fp32": onnx_path, "onnx_int8": int8_path}
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    fp16_path = d / "tiny_32_fp16.onnx"
+    onnx.save(convert_float_to_float16(onnx.load(str(onnx_path)), keep_io_types=True), str(fp16_path))
+    _sidecar(fp16_path, model, "fp16", "onnx")
+    out = {"onnx_fp32": onnx_path, "onnx_int8": int8_path, "onnx_fp16": fp16_path}
     return out, model, d
 
 
@@ -122,6 +128,8 @@ def test_eval_onnx_fp32_and_int8(trained, artifacts, edge_cli):
     int8 = json.loads(cli.stdout)
     assert int8["n"] == 360 and int8["precision"] == "int8"
     assert abs(int8["top1"] - ref["top1"]) <= 0.05
+    fp16 = evaluate(artifact=paths["onnx_fp16"], data="digits")
+    assert fp16["precision"] == "fp16" and abs(fp16["top1"] - ref["top1"]) <= 0.01
 
 
 @pytest.mark.slow
@@ -136,3 +144,34 @@ def test_eval_tflite_fp32(trained, artifacts):
     r = evaluate(artifact=path, data="digits", batch_size=64)
     assert r["engine"] in ("litert", "tflite-runtime") and r["n"] == 360
     assert r["confusion"] == ref["confusion"]
+
+
+@pytest.mark.slow
+def test_eval_tflite_int8(trained, artifacts):
+    """Full-integer TFLite (int8 input and output tensors): eval quantizes with the file's own scale."""
+    import litert_torch
+    from litert_torch.quantize import pt2e_quantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    from shufflenet_edge.data import calibration_array
+
+    _, model, d = artifacts
+    x = torch.zeros(1, 3, 32, 32)
+    m = torch.export.export(model.eval(), (x,)).module()
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+    m = quantize_pt2e.prepare_pt2e(m, quantizer)
+    calib = calibration_array("digits", (32, 32), 32)
+    with torch.no_grad():
+        for i in range(len(calib)):
+            m(torch.from_numpy(calib[i:i + 1]))
+    m = quantize_pt2e.convert_pt2e(m, fold_quantize=False)
+    path = d / "tiny_32_int8.tflite"
+    litert_torch.convert(m, (x,), quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(path))
+    _sidecar(path, model, "int8", "tflite")
+    from shufflenet_edge.runtime import open_engine
+
+    assert open_engine(path).in_q is not None  # really integer input
+    ref = evaluate(checkpoint=trained[0], data="digits")
+    r = evaluate(artifact=path, data="digits", batch_size=64)
+    assert r["n"] == 360 and abs(r["top1"] - ref["top1"]) <= 0.05
