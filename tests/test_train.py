@@ -132,3 +132,27 @@ def test_resume_after_sigkill_mid_epoch_matches_uninterrupted(tmp_path):
     assert ha == hb
     log = [json.loads(ln) for ln in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3]
+
+
+def test_train_on_fixture_formats(tmp_path):
+    """CIFAR pickle batches and the Tiny ImageNet layout train end to end (labels carried into best.pt)."""
+    from test_data import _cifar_dir, _tiny_dir
+
+    s = train(TINY, f"cifar10:{_cifar_dir(tmp_path)}", epochs=1, batch_size=8, out=tmp_path / "c", quiet=True)
+    ck = torch.load(tmp_path / "c" / "best.pt", weights_only=True)
+    assert ck["labels"][3] == "cat" and ck["input_size"] == [32, 32] and s["test_n"] == 6
+    assert ck["config"]["momentum"] == 0.9 and ck["config"]["weight_decay"] == 5e-4
+    s = train(TINY, f"tinyimagenet:{_tiny_dir(tmp_path)}", epochs=1, batch_size=3, workers=1, out=tmp_path / "t", quiet=True)
+    ck = torch.load(tmp_path / "t" / "best.pt", weights_only=True)
+    assert ck["input_size"] == [56, 56] and ck["labels"] == ["goldfish", "European fire salamander"]
+    assert ck["config"]["label_smoothing"] == 0.1 and s["test_n"] == 4
+
+
+def test_corrupt_image_in_worker_is_one_line(tmp_path):
+    from test_data import _tiny_dir
+
+    root = _tiny_dir(tmp_path)
+    (root / "train" / "n01629819" / "images" / "n01629819_1.JPEG").write_bytes(b"truncated")
+    with pytest.raises(UsageError) as info:
+        train(TINY, f"tinyimagenet:{root}", epochs=1, batch_size=2, workers=1, out=tmp_path / "t", quiet=True)
+    assert "n01629819_1.JPEG" in str(info.value) and "\n" not in str(info.value)
