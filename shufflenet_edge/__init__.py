@@ -12,7 +12,12 @@ def __getattr__(name):
     if name in ("complexity", "measure"):
         from . import complexity as _c
         return getattr(_c, name) if name == "measure" else _c.complexity
+    if name in ("export", "ExportResult"):
+        import importlib
+
+        mod = importlib.import_module(".export", __name__)  # a callable module: export(...)
+        return mod if name == "export" else mod.ExportResult
     raise AttributeError(name)
 
 
-__all__ = ["__version__", "create_model", "list_models", "get_spec", "EdgeError", "UsageError", "complexity", "measure"]
+__all__ = ["__version__", "create_model", "list_models", "get_spec", "EdgeError", "UsageError", "complexity", "measure", "export", "ExportResult"]

@@ -1,0 +1,58 @@
+"""`edge export`: a thin layer over ``shufflenet_edge.export.export``."""
+from __future__ import annotations
+
+import click
+
+from . import main
+from .options import INPUT_SIZE, print_json
+
+# Spelled out here rather than imported so `edge --help` does not load the export package.
+_FORMATS = ("onnx", "tflite")
+_PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
+@main.command("export")
+@click.option("--model", default=None, help="Model name (optional with a project checkpoint, which names it).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="PyTorch checkpoint; without it, random weights.")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), required=True, help="onnx (onnxruntime) or tflite (LiteRT).")
+@click.option("--precision", type=click.Choice(_PRECISIONS), default="fp32", show_default=True,
+              help="fp16; int8 = static, calibrated (TFLite: int8 input/output); dynamic = int8 weights only.")
+@click.option("--calib", default=None, help="Calibration data for int8: digits | npy:FILE | imagefolder:DIR | cifar10:DIR | tinyimagenet:DIR")
+@click.option("--calib-size", type=click.IntRange(min=1), default=256, show_default=True, help="Calibration images.")
+@click.option("--input-size", type=INPUT_SIZE, default=None, help="H or HxW (default: the checkpoint's or the model's).")
+@click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Output classes (default: checkpoint's or 1000).")
+@click.option("--batch", type=click.Choice(["1", "dynamic"]), default="1", show_default=True, help="dynamic: ONNX only.")
+@click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True, help="Input layout of the file.")
+@click.option("--out", type=click.Path(file_okay=False), default="exports", show_default=True, help="Output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (path, size_bytes, seconds, parity, metadata ...).")
+@click.option("--verbose", is_flag=True, help="Show the converters' own logs.")
+def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_size, num_classes, batch, layout, out,
+                   as_json, verbose):
+    """Export MODEL to ONNX or TFLite and check it against PyTorch in its own runtime.
+
+    Writes OUT/<name>_<H>[xW]_<precision>[_nhwc].onnx|.tflite plus a <file>.json sidecar.
+    """
+    from ..errors import UsageError
+    from ..export import export
+
+    if model is None and checkpoint is None:
+        raise UsageError("give --model NAME (and optionally --checkpoint FILE)")
+    r = export(model=model, checkpoint=checkpoint, format=fmt, precision=precision, calib=calib, calib_size=calib_size,
+               input_size=input_size, num_classes=num_classes, batch=batch, layout=layout, out=out, quiet=False,
+               verbose=verbose)
+    if as_json:
+        print_json(r.to_dict())
+        return
+    p = r.parity
+    trained = "trained" if r.metadata["trained"] else "untrained"
+    click.echo(f"{r.path}  {_size(r.size_bytes)}  {r.format} {r.precision}  {r.seconds:.1f} s  ({trained})")
+    click.echo(f"parity vs PyTorch ({r.metadata['format']} runtime, {p['n']} inputs): max abs diff {p['max_abs_diff']:.2e}  "
+               f"cosine {p['cosine']:.6f}  top-1 agreement {p['top1_agreement']:.0%}")
+    iq = r.metadata.get("input_quantization")
+    if iq:
+        click.echo(f"input is {iq['dtype']}: q = round(x / {iq['scale']:.6g}) + {iq['zero_point']} "
+                   "(shufflenet_edge.runtime.open_engine does this for you)")

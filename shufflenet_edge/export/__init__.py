@@ -1,0 +1,196 @@
+"""``edge export``: a model (zoo name, optional checkpoint) to an ONNX or TFLite file in fp32,
+fp16, int8 or dynamic-range precision, checked against PyTorch in its own runtime.
+
+>>> from shufflenet_edge.export import export
+>>> r = export(model="v1_g3", format="tflite", precision="int8")
+>>> r.path, r.to_dict()["parity"]
+
+Every file is built in a private work directory next to its destination and renamed into
+place (file first, then its ``.json`` sidecar) only after the parity check passed, so a failed
+or interrupted export leaves nothing behind and never half-overwrites an earlier export.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import RuntimeFailure, UsageError
+from .formats import FORMATS, LAYOUTS, PRECISIONS, RECIPES, ConvertJob, Format, check_combo, file_name, get_format
+
+__all__ = ["export", "ExportResult", "FORMATS", "PRECISIONS", "LAYOUTS", "RECIPES", "Format", "get_format"]
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    precision: str
+    size_bytes: int
+    seconds: float
+    parity: dict
+    metadata: dict
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "format": self.format, "precision": self.precision,
+                "size_bytes": self.size_bytes, "seconds": self.seconds, "parity": self.parity,
+                "trained": self.metadata.get("trained"), "notes": list(self.notes), "metadata": self.metadata}
+
+
+class _ChannelLast:
+    """Builds an nn.Module taking NHWC input (camera pipelines are channel-last) around the model."""
+
+    @staticmethod
+    def wrap(model):
+        import torch
+
+        class ChannelLastInput(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, x):
+                return self.inner(x.permute(0, 3, 1, 2))
+
+        return ChannelLastInput(model).eval()
+
+
+def _calibration(meta: dict, precision: str, calib, calib_size: int, notes: list[str]):
+    """Calibration images (N x 3 x H x W float32, preprocessed) or None when not needed."""
+    import numpy as np
+
+    if calib_size is None or int(calib_size) < 1:
+        raise UsageError(f"bad --calib-size {calib_size}: must be >= 1")
+    trained = meta["checkpoint_sha256"] != "untrained"
+    if calib:
+        from ..data import calibration_array, data_preprocessing
+
+        if not trained:  # random weights have no preprocessing of their own: use the data's
+            meta["preprocessing"] = data_preprocessing(calib) or meta["preprocessing"]
+        return calibration_array(calib, tuple(meta["input_size"]), int(calib_size), meta["preprocessing"])
+    if precision != "int8":
+        return None
+    if trained:
+        raise UsageError("int8 export of a checkpoint needs calibration data: add --calib SPEC "
+                         "(digits, npy:FILE, imagefolder:DIR, cifar10:DIR, tinyimagenet:DIR)")
+    h, w = meta["input_size"]
+    notes.append(f"int8 calibrated on {calib_size} random inputs (untrained model, no --calib)")
+    return np.random.default_rng(0).standard_normal((int(calib_size), 3, h, w)).astype(np.float32)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text or type(exc).__name__)[:300]
+
+
+def export(model: str | None = None, checkpoint=None, format: str = "onnx", precision: str = "fp32", calib: str | None = None,
+           calib_size: int = 256, input_size=None, num_classes: int | None = None, batch=1, layout: str = "nchw",
+           out="exports", quiet: bool = False, verbose: bool = False) -> ExportResult:
+    """Export ``model`` and check it; returns an ExportResult (see module docstring).
+
+    ``quiet`` drops this function's own notes from stderr; ``verbose`` lets the converters'
+    logs through (by default they are kept and shown only if a conversion fails).
+    """
+    import numpy as np
+    import torch
+
+    from ..complexity import measure
+    from ..models import create_model
+    from .metadata import sidecar
+    from .parity import FP32_MAX_ABS_DIFF, check, parity_inputs
+    from .quiet import silenced
+
+    t0 = time.perf_counter()
+    fmt = get_format(format)
+    precision = str(precision).lower()
+    layout = str(layout).lower()
+    if batch in (1, "1"):
+        batch = 1
+    elif str(batch).lower() == "dynamic":
+        batch = "dynamic"
+    else:
+        raise UsageError(f"bad batch '{batch}': use 1 or dynamic")
+    check_combo(fmt, precision, batch, layout)
+
+    net = create_model(model, num_classes=num_classes, checkpoint=checkpoint, input_size=input_size)
+    meta = net.edge_meta
+    notes: list[str] = []
+    calib_x = _calibration(meta, precision, calib, calib_size, notes)
+    if precision == "dynamic" and fmt.name == "onnx":
+        notes.append("warning: dynamic-range ONNX runs convolutions as ConvInteger, several times slower than fp32 "
+                     "on x86; prefer --precision int8")
+    if meta["checkpoint_sha256"] == "untrained":
+        notes.append("untrained: random weights (fine for latency work, not for accuracy)")
+    if not quiet:
+        for note in notes:
+            print(note if note.startswith("warning:") else f"note: {note}", file=sys.stderr)
+
+    h, w = meta["input_size"]
+    cx = measure(net)
+    target = Path(out) / file_name(meta["name"], (h, w), precision, layout, fmt)
+    sample = torch.zeros(1, 3, h, w)
+    file_model, file_calib = net, calib_x
+    if layout == "nhwc":
+        file_model = _ChannelLast.wrap(net)
+        sample = sample.permute(0, 2, 3, 1).contiguous()
+        file_calib = None if calib_x is None else np.ascontiguousarray(calib_x.transpose(0, 2, 3, 1))
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output directory {target.parent}: {exc.strerror}") from None
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        tmp = work / target.name
+        job = ConvertJob(file_model, sample, tmp, precision, batch, file_calib)
+        converter = importlib.import_module(f"{__name__}.{fmt.converter}")
+        with silenced(not verbose):
+            try:
+                info = converter.convert(job)
+            except Exception as exc:
+                raise RuntimeFailure(f"{fmt.name} {precision} conversion of {meta['name']} failed: {_one_line(exc)}") from None
+        input_q = info.pop("input_quantization", None)
+        side = sidecar(meta, fmt.name, precision, layout, batch, cx.macs, cx.params, input_q,
+                       exporter=info.pop("converter", fmt.tool), **info)
+        if fmt.name == "onnx":
+            from .onnx_export import embed_metadata
+
+            embed_metadata(tmp, side)
+        x = parity_inputs((h, w), calib_x)
+        try:
+            with silenced(not verbose):
+                parity = check(net, tmp, x, side, engine=fmt.runtime)
+        except Exception as exc:
+            raise RuntimeFailure(f"{fmt.runtime} cannot run the exported {target.name}: {_one_line(exc)}") from None
+        if precision == "fp32" and not parity["max_abs_diff"] <= FP32_MAX_ABS_DIFF:
+            raise RuntimeFailure(f"parity check failed for {target.name}: max abs diff {parity['max_abs_diff']:.3g} "
+                                 f"> {FP32_MAX_ABS_DIFF:g} against PyTorch; no file written")
+        side["parity"] = {k: parity[k] for k in ("max_abs_diff", "cosine", "top1_agreement", "n")}
+        side["calibration"] = None if calib_x is None or precision != "int8" else {
+            "source": calib or "random", "n": int(len(calib_x))}
+        from ..io_utils import write_json
+
+        write_json(work / (target.name + ".json"), side)
+        os.replace(tmp, target)
+        os.replace(work / (target.name + ".json"), Path(str(target) + ".json"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=target.stat().st_size,
+                        seconds=round(time.perf_counter() - t0, 2), parity=side["parity"], metadata=side, notes=notes)
+
+
+class _CallableModule(type(sys)):
+    """``shufflenet_edge.export`` is this package, and importing it rebinds that attribute to the
+    module; making the module callable keeps ``shufflenet_edge.export(...)`` working either way."""
+
+    def __call__(self, *args, **kwargs) -> ExportResult:
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

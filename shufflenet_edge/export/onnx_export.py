@@ -1,0 +1,112 @@
+"""ONNX: torch.onnx.export (torch.export based, opset 18) -> onnxsim -> full onnx.checker check,
+then ONNX Runtime's own quantizers for int8 / dynamic and a float16 rewrite for fp16."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+OPSET = 18
+INPUT, OUTPUT = "input", "logits"
+
+
+def _fp32_proto(job):
+    import onnx
+    import onnxsim
+    import torch
+
+    dynamic = ({0: torch.export.Dim("batch", min=1, max=4096)},) if job.batch == "dynamic" else None
+    program = torch.onnx.export(job.model, (job.sample,), None, dynamo=True, opset_version=OPSET,
+                                input_names=[INPUT], output_names=[OUTPUT], dynamic_shapes=dynamic,
+                                optimize=True, verify=False)
+    proto = program.model_proto
+    simplified, ok = onnxsim.simplify(proto)
+    if not ok:
+        raise RuntimeError("onnxsim could not validate the simplified model")
+    onnx.checker.check_model(simplified, full_check=True)
+    return simplified
+
+
+def _toposorted(proto):
+    """The float16 rewrite appends its input casts at the end of the node list; ONNX requires
+    (and onnx.checker checks) topological order, so restore it."""
+    graph = proto.graph
+    ready = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        rest = [n for n in pending if not all(i in ready for i in n.input)]
+        done = [n for n in pending if all(i in ready for i in n.input)]
+        if not done:
+            raise RuntimeError("float16 graph has a cycle or a dangling input")
+        for n in done:
+            ordered.append(n)
+            ready.update(n.output)
+        pending = rest
+    nodes = [type(n)() for n in ordered]
+    for dst, src in zip(nodes, ordered):
+        dst.CopyFrom(src)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return proto
+
+
+def _reader(calib: np.ndarray):
+    """A CalibrationDataReader feeding one image per call (so batch-1 files work too)."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{INPUT: calib[i:i + 1]} for i in range(len(calib))])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    return Reader()
+
+
+def convert(job) -> dict:
+    import onnx
+
+    proto = _fp32_proto(job)
+    info = {"opset": OPSET, "converter": "torch.onnx.export(dynamo=True) + onnxsim"}
+    if job.precision == "fp32":
+        onnx.save(proto, str(job.path))
+        return info
+    if job.precision == "fp16":
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        half = _toposorted(convert_float_to_float16(proto, keep_io_types=True))
+        onnx.checker.check_model(half, full_check=True)
+        onnx.save(half, str(job.path))
+        info["converter"] += " + onnxruntime float16 (keep_io_types)"
+        return info
+    fp32 = Path(job.path).with_name(Path(job.path).stem + ".fp32.onnx")
+    onnx.save(proto, str(fp32))
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if job.precision == "int8":
+        quantize_static(str(fp32), str(job.path), _reader(job.calib), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        info["converter"] += " + onnxruntime quantize_static (QDQ, uint8 activations, int8 per-channel weights)"
+    elif job.precision == "dynamic":
+        quantize_dynamic(str(fp32), str(job.path), weight_type=QuantType.QInt8)
+        info["converter"] += " + onnxruntime quantize_dynamic (int8 weights)"
+    else:
+        raise ValueError(job.precision)
+    fp32.unlink()
+    return info
+
+
+def embed_metadata(path, metadata: dict) -> None:
+    """Copy the sidecar into the file's metadata_props (strings; non-strings as JSON)."""
+    import json
+
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key = key
+        entry.value = value if isinstance(value, str) else json.dumps(value)
+    onnx.save(proto, str(path))

@@ -1,0 +1,64 @@
+"""TFLite through litert-torch (no TensorFlow): fp32 directly; int8 full-integer through PT2E
+(XNNPACK-style symmetric per-channel config, calibrated) so input and output tensors are int8;
+fp16 (weight-only) and dynamic range by ai-edge-quantizer recipes applied to the fp32 file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+# ai-edge-quantizer's float casting: weights stored as float16, compute stays float32.
+FP16_RECIPE = [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting",
+                "op_config": {"weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
+                              "compute_precision": "FLOAT", "explicit_dequantize": True}}]
+
+
+def _int8(job) -> None:
+    import litert_torch
+    import torch
+    from litert_torch.quantize import pt2e_quantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    graph = torch.export.export(job.model, (job.sample,)).module()
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+    graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for i in range(len(job.calib)):  # the exported graph has batch 1
+            graph(torch.from_numpy(job.calib[i:i + 1]))
+    graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+    litert_torch.convert(graph, (job.sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(job.path))
+
+
+def input_quantization(path) -> dict | None:
+    """The input tensor's (scale, zero point, dtype) for integer inputs, else None."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    detail = Interpreter(model_path=str(path)).get_input_details()[0]
+    if not np.issubdtype(detail["dtype"], np.integer):
+        return None
+    scale, zero_point = detail["quantization"]
+    return {"scale": float(scale), "zero_point": int(zero_point), "dtype": np.dtype(detail["dtype"]).name}
+
+
+def convert(job) -> dict:
+    import litert_torch
+
+    info = {"converter": "litert-torch"}
+    if job.precision == "int8":
+        _int8(job)
+        info["converter"] += " PT2E (symmetric per-channel int8)"
+    else:
+        fp32 = Path(job.path) if job.precision == "fp32" else Path(job.path).with_name(Path(job.path).stem + ".fp32.tflite")
+        litert_torch.convert(job.model, (job.sample,)).export(str(fp32))
+        if job.precision != "fp32":
+            from ai_edge_quantizer import quantizer as aq
+            from ai_edge_quantizer import recipe as recipes
+
+            qt = aq.Quantizer(str(fp32))
+            qt.load_quantization_recipe(FP16_RECIPE if job.precision == "fp16" else recipes.dynamic_wi8_afp32())
+            qt.quantize().export_model(str(job.path), overwrite=True)
+            fp32.unlink()
+            info["converter"] += f" + ai-edge-quantizer ({'float16 weights' if job.precision == 'fp16' else 'dynamic_wi8_afp32'})"
+    info["input_quantization"] = input_quantization(job.path)
+    return info
