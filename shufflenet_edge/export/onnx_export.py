@@ -16,7 +16,10 @@ def _fp32_proto(job):
     import torch
 
     dynamic = ({0: torch.export.Dim("batch", min=1, max=4096)},) if job.batch == "dynamic" else None
-    program = torch.onnx.export(job.model, (job.sample,), None, dynamo=True, opset_version=OPSET,
+    # tracing with batch 1 lets torch.export specialize the batch to a constant (it does so
+    # behind the NHWC permute), and torch.onnx then silently falls back to a static export
+    sample = job.sample.repeat(2, 1, 1, 1) if dynamic else job.sample
+    program = torch.onnx.export(job.model, (sample,), None, dynamo=True, opset_version=OPSET,
                                 input_names=[INPUT], output_names=[OUTPUT], dynamic_shapes=dynamic,
                                 optimize=True, verify=False)
     proto = program.model_proto
@@ -24,6 +27,8 @@ def _fp32_proto(job):
     if not ok:
         raise RuntimeError("onnxsim could not validate the simplified model")
     onnx.checker.check_model(simplified, full_check=True)
+    if dynamic and not simplified.graph.input[0].type.tensor_type.shape.dim[0].dim_param:
+        raise RuntimeError("the exporter could not keep the batch dimension dynamic")
     return simplified
 
 
