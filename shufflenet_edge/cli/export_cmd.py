@@ -50,7 +50,7 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
     p = r.parity
     trained = "trained" if r.metadata["trained"] else "untrained"
     click.echo(f"{r.path}  {_size(r.size_bytes)}  {r.format} {r.precision}  {r.seconds:.1f} s  ({trained})")
-    click.echo(f"parity vs PyTorch ({r.metadata['format']} runtime, {p['n']} inputs): max abs diff {p['max_abs_diff']:.2e}  "
+    click.echo(f"parity vs PyTorch ({p['engine']}, {p['n']} inputs): max abs diff {p['max_abs_diff']:.2e}  "
                f"cosine {p['cosine']:.6f}  top-1 agreement {p['top1_agreement']:.0%}")
     iq = r.metadata.get("input_quantization")
     if iq:

@@ -171,7 +171,7 @@ def export(model: str | None = None, checkpoint=None, format: str = "onnx", prec
         if precision == "fp32" and not parity["max_abs_diff"] <= FP32_MAX_ABS_DIFF:
             raise RuntimeFailure(f"parity check failed for {target.name}: max abs diff {parity['max_abs_diff']:.3g} "
                                  f"> {FP32_MAX_ABS_DIFF:g} against PyTorch; no file written")
-        side["parity"] = {k: parity[k] for k in ("max_abs_diff", "cosine", "top1_agreement", "n")}
+        side["parity"] = {k: parity[k] for k in ("max_abs_diff", "cosine", "top1_agreement", "n", "engine")}
         side["calibration"] = None if calib_x is None or precision != "int8" else {
             "source": calib or "random", "n": int(len(calib_x))}
         from ..io_utils import write_json
