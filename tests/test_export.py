@@ -16,7 +16,7 @@ SIDECAR_KEYS = {"model", "format", "precision", "input_shape", "layout", "input_
                 "input_quantization", "labels", "macs", "params", "checkpoint_sha256", "toolkit_version", "trained"}
 # Quantized files against PyTorch on real digits images, with a briefly trained model
 # (random weights give near-constant logits, which says nothing about quantization).
-COSINE_FLOOR = {"fp16": 0.9999, "dynamic": 0.99, "int8": 0.98}
+COSINE_FLOOR = {"fp16": 0.9999, "dynamic": 0.99, "int8": 0.99}  # measured: >= 0.9993 for both models
 # Some exports use the other options, so they are covered without extra conversions.
 VARIANT = {("v2_1.0x", "onnx", "fp32"): {"layout": "nhwc", "batch": "dynamic"},
            ("v2_1.0x", "tflite", "int8"): {"layout": "nhwc"}}
@@ -212,7 +212,7 @@ def test_export_matrix_parity_in_real_runtime(name, fmt, precision, exported, tr
     else:
         assert min_cos >= COSINE_FLOOR[precision], (max_diff, min_cos, top1)
         assert r.parity["cosine"] >= COSINE_FLOOR[precision]
-        assert top1 >= (0.95 if precision == "fp16" else 0.75)
+        assert top1 >= 0.9
     if fmt == "tflite" and precision == "int8":  # full integer: int8 tensors in and out
         from ai_edge_litert.interpreter import Interpreter
 
