@@ -89,7 +89,7 @@ def _one_line(exc: BaseException) -> str:
     return (text or type(exc).__name__)[:300]
 
 
-def export(model: str | None = None, checkpoint=None, format: str = "onnx", precision: str = "fp32", calib: str | None = None,
+def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "fp32", calib: str | None = None,
            calib_size: int = 256, input_size=None, num_classes: int | None = None, batch=1, layout: str = "nchw",
            out="exports", quiet: bool = False, verbose: bool = False) -> ExportResult:
     """Export ``model`` and check it; returns an ExportResult (see module docstring).
@@ -118,8 +118,20 @@ def export(model: str | None = None, checkpoint=None, format: str = "onnx", prec
         raise UsageError(f"bad batch '{batch}': use 1 or dynamic")
     check_combo(fmt, precision, batch, layout)
 
-    net = create_model(model, num_classes=num_classes, checkpoint=checkpoint, input_size=input_size)
-    meta = net.edge_meta
+    if isinstance(model, torch.nn.Module):
+        # A module built by the caller (reproduce's micro-benchmarks): it brings its own edge_meta.
+        net = model.eval()
+        if not isinstance(getattr(net, "edge_meta", None), dict):
+            raise UsageError("a module passed to export() needs an edge_meta dict (name, input_size, num_classes, ...)")
+        meta = {"checkpoint_sha256": "untrained", "labels": None, "num_classes": 0, "layout": "imagenet",
+                "preprocessing": None, **net.edge_meta}
+        if meta["preprocessing"] is None:
+            from ..models import default_preprocessing
+
+            meta["preprocessing"] = default_preprocessing()
+    else:
+        net = create_model(model, num_classes=num_classes, checkpoint=checkpoint, input_size=input_size)
+        meta = net.edge_meta
     notes: list[str] = []
     calib_x = _calibration(meta, precision, calib, calib_size, notes)
     if precision == "dynamic" and fmt.name == "onnx":

@@ -1,0 +1,159 @@
+"""``edge bench``: latency of a model or an exported file on this host or an ARM device.
+
+>>> from shufflenet_edge.bench import bench
+>>> recs = bench(model="v1_g3", format="tflite", precision="int8", threads=(1, 2))
+>>> recs[0]["latency_ms"]["p50"], recs[0]["device"]["cpu"]
+
+``--model`` exports on the fly into a cache (see ``cache.py``); ``--artifact`` benchmarks a given
+file. Where it runs is a target (``targets/``); how one inference runs is an engine
+(``runtime/engines.py``, ``torch_engine.py``); the timing loop is ``runtime/timing.py``, the same
+everywhere.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..errors import UsageError
+from .targets import RunSpec, Target, TargetError, resolve_target
+
+__all__ = ["bench", "complete_record", "save_records", "parse_threads", "RunSpec", "Target", "TargetError",
+           "resolve_target", "FORMATS"]
+
+FORMATS = ("torch", "onnx", "tflite")
+_SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite"}
+
+
+def parse_threads(threads) -> list[int]:
+    """'1,2,4' or (1, 2) -> [1, 2, 4]; every count >= 1."""
+    items = str(threads).split(",") if isinstance(threads, (str, int)) else list(threads)
+    try:
+        out = [int(str(t).strip()) for t in items if str(t).strip()]
+    except ValueError:
+        raise UsageError(f"bad --threads '{threads}': use a list like 1,2,4") from None
+    if not out or min(out) < 1:
+        raise UsageError(f"bad --threads '{threads}': use a list like 1,2,4")
+    return out
+
+
+def complete_record(rec: dict, *, model: str, fmt: str, precision: str, input_size, artifact, macs, target: Target) -> dict:
+    """Add the model facts and derived throughput to a device-side record."""
+    from .. import __version__
+
+    p50 = rec["latency_ms"]["p50"]
+    gmacs = (macs * rec.get("batch", 1) / (p50 / 1e3) / 1e9) if macs and p50 > 0 else None
+    peak = rec.get("cpu_peak_gmacs")
+    rec.update({
+        "model": model, "format": fmt, "precision": precision, "input_size": list(input_size) if input_size else None,
+        "artifact": str(artifact) if artifact else None, "macs": int(macs) if macs else None,
+        "gmacs_per_s": round(gmacs, 3) if gmacs else None,
+        # a multi-threaded run may use up to `threads` cores: its ceiling is that many single-thread peaks
+        "fraction_of_peak": round(gmacs / (peak * rec["threads"]), 4) if gmacs and peak else None,
+        "toolkit_version": __version__,
+        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+    rec.setdefault("device", {})
+    rec["device"]["target"] = rec["device"].get("target") or target.name
+    rec["device"]["emulated"] = bool(target.emulated)
+    return rec
+
+
+def save_records(path, records: list[dict]) -> Path:
+    """Append ``records`` to the JSON list in ``path`` (atomically): earlier results are never lost."""
+    from ..io_utils import write_json
+
+    path = Path(path)
+    existing = []
+    if path.is_file():
+        try:
+            existing = json.loads(path.read_text())
+        except ValueError:
+            raise UsageError(f"--out {path} exists and is not a JSON list of bench records; not overwriting it") from None
+        if not isinstance(existing, list):
+            raise UsageError(f"--out {path} exists and is not a JSON list of bench records; not overwriting it")
+    return write_json(path, existing + list(records))
+
+
+def _artifact_facts(artifact: Path) -> tuple[str, str, str, list | None, int | None, dict]:
+    from ..runtime.engines import load_sidecar
+
+    if not artifact.is_file():
+        raise UsageError(f"artifact not found: {artifact}")
+    fmt = _SUFFIX_FORMAT.get(artifact.suffix.lower())
+    if fmt is None:
+        raise UsageError(f"unknown artifact type '{artifact.suffix}': expected .onnx or .tflite")
+    meta = load_sidecar(artifact)
+    return (meta.get("model") or artifact.stem, fmt, meta.get("precision") or "unknown", meta.get("input_size"),
+            meta.get("macs"), meta)
+
+
+def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=None, checkpoint=None,
+          device: str = "host", target: str | None = None, threads=(1,), runs: int | None = None,
+          warmup: int | None = None, rounds: int = 5, input_size=None, batch: int = 1, cpus: str | None = None,
+          remote_python: str | None = None, benchmark_binary: str | None = None, profile: bool = False,
+          out=None, engine: str | None = None, num_classes: int | None = None, layout: str = "nchw",
+          wait: float | None = None, calib: str | None = None, quiet: bool = False) -> list[dict]:
+    """Benchmark and return one record per (artifact, engine, threads); see the module docstring."""
+    if (model is None and checkpoint is None) == (artifact is None):
+        raise UsageError("give either --model NAME (or --checkpoint FILE) or --artifact FILE")
+    fmt = str(format).lower()
+    if artifact is None and fmt not in FORMATS:
+        raise UsageError(f"unknown format '{format}' (choose from: {', '.join(FORMATS)})")
+    thread_list = parse_threads(threads)
+    if int(batch) < 1:
+        raise UsageError(f"bad --batch {batch}: must be >= 1")
+    if device == "arm" and not target and "EDGE_ARM_TARGET" not in os.environ and not quiet:
+        import platform
+
+        if platform.machine().lower() not in ("aarch64", "arm64"):
+            print("warning: no ARM device given (--target ssh://... or adb://..., or $EDGE_ARM_TARGET): "
+                  "running under qemu, timings are EMULATED", file=sys.stderr)
+    tgt = resolve_target(device, target, wait=wait)
+    emulated = tgt.emulated
+    if runs is None:
+        runs = 5 if emulated else 100
+    if warmup is None:
+        warmup = 1 if emulated else 10
+    if int(runs) < 1 or int(warmup) < 0:
+        raise UsageError("--runs must be >= 1 and --warmup >= 0")
+
+    module = None
+    if artifact is not None:
+        path = Path(artifact)
+        name, fmt, precision, size, macs, meta = _artifact_facts(path)
+    elif fmt == "torch":
+        from ..complexity import measure
+        from ..models import create_model
+
+        if tgt.name not in ("host", "local"):
+            raise UsageError("--format torch runs only on this host (devices get an exported file)")
+        module = create_model(model, num_classes=num_classes, checkpoint=checkpoint, input_size=input_size)
+        path, meta, precision = None, module.edge_meta, "fp32"
+        name, size, macs = meta["name"], meta["input_size"], measure(module).macs
+    else:
+        from .cache import cached_export
+
+        if fmt not in tgt.formats:
+            raise UsageError(f"target {tgt.name} cannot run {fmt} files (it runs: {', '.join(tgt.formats)})")
+        path = cached_export(model, fmt, precision, checkpoint=checkpoint, input_size=input_size,
+                             num_classes=num_classes, batch="dynamic" if int(batch) > 1 and fmt == "onnx" else 1,
+                             layout=layout, calib=calib, quiet=quiet)
+        name, fmt, precision, size, macs, meta = _artifact_facts(path)
+    if fmt not in tgt.formats:
+        raise UsageError(f"target {tgt.name} cannot run {fmt} files (it runs: {', '.join(tgt.formats)})")
+
+    spec = RunSpec(artifact=path, engine=engine, threads=thread_list, runs=int(runs), warmup=int(warmup),
+                   rounds=int(rounds), batch=int(batch), profile=profile, cpus=cpus, remote_python=remote_python,
+                   benchmark_binary=benchmark_binary, model=module, metadata=meta if path is not None else None)
+    try:
+        records = tgt.run(spec)
+    finally:
+        tgt.close()
+    records = [complete_record(r, model=name, fmt=fmt, precision=precision, input_size=size, artifact=path, macs=macs,
+                               target=tgt) for r in records]
+    if out:
+        save_records(out, records)
+    return records

@@ -1,0 +1,186 @@
+"""Targets: where a benchmark runs. One interface, one class per kind of device.
+
+A target takes a ``RunSpec`` (which file, which engine, thread counts, runs ...) and returns the
+device-side records that ``shufflenet_edge.runtime.runner.run`` produces (latency statistics,
+peak RSS, the device's CPU); ``shufflenet_edge.bench`` adds the model facts. Remote and
+emulated targets run the very same ``runner.py`` there, so every device is timed by one loop.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import RuntimeFailure, UsageError
+
+
+class TargetError(RuntimeFailure):
+    """The device could not be reached or could not run the file (one line, exit 1)."""
+
+
+@dataclass
+class RunSpec:
+    artifact: Path | None  # None for the torch engine, which runs the model itself
+    engine: str | None = None  # None: the first installed runtime for the file type
+    threads: list[int] = field(default_factory=lambda: [1])
+    runs: int = 100
+    warmup: int = 10
+    rounds: int = 5
+    batch: int = 1
+    profile: bool = False
+    cpus: str | None = None  # core pinning on the device (taskset list, e.g. "4-7")
+    remote_python: str | None = None
+    benchmark_binary: str | None = None
+    model: object = None  # torch.nn.Module for the torch engine
+    metadata: dict | None = None
+
+
+class Target:
+    """Base class. ``name`` is stored as ``device.target``; ``emulated`` marks timings that say
+    nothing about real speed (they are never mixed with real ones)."""
+
+    name = "host"
+    emulated = False
+    formats = ("onnx", "tflite", "torch")
+
+    def run(self, spec: RunSpec) -> list[dict]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime"
+RUNNER_FILES = ("runner.py", "engines.py", "timing.py", "opgroups.py")
+
+
+def runner_files() -> list[Path]:
+    """The self-contained files a device needs to run the benchmark (copied next to each other)."""
+    return [RUNTIME_DIR / f for f in RUNNER_FILES]
+
+
+def runner_args(spec: RunSpec, artifact: str, peak: bool = True) -> list[str]:
+    """Arguments for ``runner.py`` (an argument list, never a shell string)."""
+    args = [artifact, "--threads", ",".join(str(t) for t in spec.threads), "--runs", str(spec.runs),
+            "--warmup", str(spec.warmup), "--rounds", str(spec.rounds), "--batch", str(spec.batch)]
+    if spec.engine:
+        args += ["--engine", spec.engine]
+    if spec.profile:
+        args.append("--profile")
+    if not peak:
+        args.append("--no-peak")
+    return args
+
+
+def parse_runner_output(stdout: str, where: str) -> list[dict]:
+    """Records from runner.py's JSON line, or a one-line TargetError naming ``where``."""
+    for line in reversed((stdout or "").strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                got = json.loads(line)
+            except ValueError:
+                break
+            if "error" in got:
+                raise TargetError(f"{where}: {got['error']}")
+            return got["records"]
+    tail = " ".join((stdout or "").split())[-200:]
+    raise TargetError(f"{where}: the runner printed no result{': ' + tail if tail else ''}")
+
+
+class HostTarget(Target):
+    """This machine (``--device host``; ``--device arm --target local`` on aarch64).
+
+    Files run in a child process, exactly as on a board: the peak RSS is the runtime's own (not
+    torch's, which the parent has loaded), and a runtime that crashes cannot take the caller down.
+    """
+
+    def __init__(self, name: str = "host"):
+        self.name = name
+
+    def run(self, spec: RunSpec) -> list[dict]:
+        import subprocess
+        import sys
+
+        cpus = parse_cpu_list(spec.cpus) if spec.cpus else None
+        if spec.artifact is None:
+            from ..torch_engine import run_torch
+
+            if cpus:
+                _pin(cpus)
+            return run_torch(spec)
+        cmd = [sys.executable, str(RUNTIME_DIR / "runner.py"), *runner_args(spec, str(spec.artifact))]
+        proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=(lambda: _pin(cpus)) if cpus else None)
+        if proc.returncode not in (0, 3):
+            err = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+            raise TargetError(f"runner on {self.name} failed: {err[:300]}")
+        return parse_runner_output(proc.stdout, self.name)
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """'0,2-3' -> {0, 2, 3} (the taskset / cpuset list syntax)."""
+    cpus: set[int] = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                cpus.update(range(int(lo), int(hi) + 1))
+            elif part:
+                cpus.add(int(part))
+    except ValueError:
+        raise UsageError(f"bad --cpus '{text}': use a list like 0 or 4-7 or 0,2") from None
+    if not cpus:
+        raise UsageError(f"bad --cpus '{text}': use a list like 0 or 4-7 or 0,2")
+    return cpus
+
+
+def _pin(cpus: set[int]) -> None:
+    try:
+        os.sched_setaffinity(0, cpus)
+    except (OSError, AttributeError) as exc:
+        raise UsageError(f"cannot pin to cpus {sorted(cpus)}: {getattr(exc, 'strerror', exc)}") from None
+
+
+def resolve_target(device: str = "host", target: str | None = None, **options) -> Target:
+    """``--device``/``--target`` -> a Target.
+
+    ``--device arm`` without ``--target``: ``local`` on an aarch64 host, else ``$EDGE_ARM_TARGET``,
+    else ``qemu`` (emulated; the caller warns).
+    """
+    device = (device or "host").lower()
+    if device == "host":
+        if target not in (None, "", "local", "host"):
+            raise UsageError(f"--target {target} needs --device arm")
+        return HostTarget("host")
+    if device == "browser":
+        from .browser import BrowserTarget
+
+        return BrowserTarget(**{k: v for k, v in options.items() if k in ("wait", "host", "port", "out", "https")})
+    if device != "arm":
+        raise UsageError(f"unknown device '{device}' (choose from: host, arm, browser)")
+    if not target:
+        if platform.machine().lower() in ("aarch64", "arm64"):
+            target = "local"
+        else:
+            target = os.environ.get("EDGE_ARM_TARGET") or "qemu"
+    if target == "local":
+        if platform.machine().lower() not in ("aarch64", "arm64"):
+            raise UsageError(f"--target local needs an aarch64 host (this one is {platform.machine()}); "
+                             "use ssh://user@board, adb://SERIAL or qemu")
+        return HostTarget("local")
+    if target.startswith("ssh://"):
+        from .ssh import SshTarget
+
+        return SshTarget(target)
+    if target.startswith("adb://"):
+        from .adb import AdbTarget
+
+        return AdbTarget(target)
+    if target == "qemu":
+        from .qemu import QemuTarget
+
+        return QemuTarget()
+    raise UsageError(f"unknown target '{target}' (choose from: local, ssh://user@host[:port], adb://SERIAL, qemu)")

@@ -1,0 +1,68 @@
+"""`edge bench`: a thin layer over ``shufflenet_edge.bench.bench``."""
+from __future__ import annotations
+
+import click
+
+from . import main
+from .options import INPUT_SIZE, console, print_json
+
+_FORMATS = ("torch", "onnx", "tflite")
+_PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
+
+
+@main.command("bench")
+@click.option("--model", default=None, help="Model name: exported on the fly into a cache (~/.cache/shufflenet-edge).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="PyTorch checkpoint for --model.")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="onnx", show_default=True,
+              help="torch = PyTorch eager (host only).")
+@click.option("--precision", type=click.Choice(_PRECISIONS), default="fp32", show_default=True)
+@click.option("--artifact", type=click.Path(dir_okay=False), default=None, help="Benchmark this .onnx/.tflite file.")
+@click.option("--device", type=click.Choice(["host", "arm", "browser"]), default="host", show_default=True,
+              help="arm without --target: local on aarch64, else $EDGE_ARM_TARGET, else qemu (emulated).")
+@click.option("--target", default=None, help="local | ssh://user@host[:port] | adb://SERIAL | qemu")
+@click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts, e.g. 1,2,4.")
+@click.option("--runs", type=int, default=None, help="Timed runs [default: 100; 5 under qemu].")
+@click.option("--warmup", type=int, default=None, help="Warm-up runs [default: 10; 1 under qemu].")
+@click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Interleaved rounds the runs are split into (a noisy machine shows as spread between rounds).")
+@click.option("--input-size", type=INPUT_SIZE, default=None, help="H or HxW for --model.")
+@click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Classes for --model.")
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True)
+@click.option("--engine", default=None, help="onnxruntime | litert | tflite-runtime (default: first installed).")
+@click.option("--cpus", default=None, help="Pin to these cores (taskset list, e.g. 4-7).")
+@click.option("--remote-python", default=None, help="python3 on an ssh board (default: python3).")
+@click.option("--benchmark-binary", type=click.Path(dir_okay=False), default=None,
+              help="TFLite's benchmark_model for android_aarch64 (adb targets).")
+@click.option("--wait", type=float, default=None, help="--device browser: seconds to wait for the page's report.")
+@click.option("--profile", is_flag=True, help="Per-op breakdown (ONNX Runtime / PyTorch profiler).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of records.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Append the records to this JSON file.")
+def bench_command(model, checkpoint, fmt, precision, artifact, device, target, threads, runs, warmup, rounds,
+                  input_size, num_classes, batch, layout, engine, cpus, remote_python, benchmark_binary, wait,
+                  profile, as_json, out):
+    """Latency of MODEL (exported on the fly) or of an --artifact file, on this host or an ARM device."""
+    from ..bench import bench
+    from ..bench.report import rich_table
+
+    records = bench(model=model, format=fmt, precision=precision, artifact=artifact, checkpoint=checkpoint,
+                    device=device, target=target, threads=threads, runs=runs, warmup=warmup, rounds=rounds,
+                    input_size=input_size, batch=batch, cpus=cpus, remote_python=remote_python,
+                    benchmark_binary=benchmark_binary, profile=profile, out=out, engine=engine,
+                    num_classes=num_classes, layout=layout, wait=wait)
+    if as_json:
+        print_json(records)
+        return
+    con = console()
+    con.print(rich_table(records))
+    for r in records:
+        prof = r.get("profile")
+        if not prof:
+            continue
+        if "error" in prof:
+            con.print(f"profile ({r['engine']}): {prof['error']}")
+            continue
+        parts = ", ".join(f"{g} {v['share']:.0%} ({v['ms']:.2f} ms)" for g, v in prof["groups"].items())
+        con.print(f"per-op, {r['engine']} {r['threads']} thread(s) [{prof['source']}]: {parts}")
+    if out:
+        con.print(f"records appended to {out}")
