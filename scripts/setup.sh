@@ -9,7 +9,7 @@ if [[ "${1:-}" == "--system" ]]; then
     if [[ $(id -u) -eq 0 ]]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends openssh-server openssh-client qemu-user qemu-user-static \
+        apt-get install -y -qq --no-install-recommends openssh-server openssh-client adb qemu-user qemu-user-static \
             chromium chromium-driver xz-utils binutils ca-certificates >/dev/null
     else
         echo "setup: --system needs root for apt-get; skipping Debian packages" >&2
