@@ -23,6 +23,8 @@ def test_url_parsing():
     t = resolve_target("arm", "ssh://pi@board:2222")
     assert isinstance(t, SshTarget) and t.name == "ssh://pi@board:2222" and not t.emulated
     assert SshTarget("ssh://root@[::1]:22").scp_host == "root@[::1]"
+    assert t._python_word("~/venv/bin/python3") == '"$HOME"/venv/bin/python3'
+    assert t._python_word("/opt/my py/python3; rm -rf x") == "'/opt/my py/python3; rm -rf x'"
     for bad in ("ssh://-oProxyCommand=touch%20x", "ssh://u;id@h", "ssh://u@h/dir", "ssh://u@h:0x1", "ssh://"):
         with pytest.raises(UsageError, match="bad ssh target"):
             SshTarget(bad)
@@ -89,7 +91,9 @@ def test_tflite_runtime_board(ssh_env, board_python, tflite_file):
 
 @pytest.mark.slow
 def test_cpus_pinning(ssh_env, board_python, tflite_file):
-    recs = bench(ssh_env, tflite_file, board_python, cpus="0")
+    home = os.path.expanduser("~")  # the board is this machine: ~/ on the board is our home
+    python = "~/" + os.path.relpath(board_python, home) if board_python.startswith(home + "/") else board_python
+    recs = bench(ssh_env, tflite_file, python, cpus="0")
     assert recs[0]["device"]["cores_usable"] == 1 and recs[0]["device"]["cpus"] == "0"
     with pytest.raises(TargetError, match="cannot pin to cpus"):
         bench(ssh_env, tflite_file, board_python, cpus=str(os.cpu_count() + 64))
