@@ -10,7 +10,7 @@ if [[ "${1:-}" == "--system" ]]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends openssh-server openssh-client adb qemu-user qemu-user-static \
-            chromium chromium-driver xz-utils binutils ca-certificates >/dev/null
+            chromium chromium-driver xz-utils binutils ca-certificates gcc libc6-dev >/dev/null
     else
         echo "setup: --system needs root for apt-get; skipping Debian packages" >&2
     fi
