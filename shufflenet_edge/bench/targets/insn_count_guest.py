@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runtime_dir")
     p.add_argument("artifact")
-    p.add_argument("--inferences", type=int, default=11)
+    p.add_argument("--inferences", type=int, default=7)
     p.add_argument("--engine", default=None)
     p.add_argument("--batch", type=int, default=1)
     a = p.parse_args(argv)

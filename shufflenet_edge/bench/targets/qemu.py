@@ -39,7 +39,7 @@ from .insn_count_guest import MARK_OFFSET
 
 PLUGIN_SOURCE = Path(__file__).with_name("insn_count.c")
 GUEST_SCRIPT = Path(__file__).with_name("insn_count_guest.py")
-COUNT_INFERENCES = 11  # counted one by one; the median ignores a few with extra work
+COUNT_INFERENCES = 7  # counted one by one; the median ignores up to 3 with extra work
 
 
 def find_qemu() -> str:
