@@ -1,0 +1,97 @@
+"""`edge reproduce`: a thin layer over ``shufflenet_edge.reproduce.reproduce``."""
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from . import main
+
+_STUDIES = ("v1-table8", "v2-guidelines", "v1-groups", "all")
+
+
+def _csv(value: str, allowed: tuple, flag: str) -> tuple:
+    from ..errors import UsageError
+
+    items = tuple(x.strip().lower() for x in str(value).split(",") if x.strip())
+    bad = [x for x in items if x not in allowed]
+    if not items or bad:
+        raise UsageError(f"bad {flag} '{value}': choose from {','.join(allowed)}")
+    return items
+
+
+def _resolutions(value: str) -> tuple:
+    from ..errors import UsageError
+    from ..models import parse_input_size
+
+    out = []
+    for item in str(value).split(","):
+        if item.strip():
+            out.append(tuple(parse_input_size(item.strip())))
+    if not out:
+        raise UsageError(f"bad --resolutions '{value}': use e.g. 224,480x640,720x1280")
+    return tuple(out)
+
+
+def _ints(value: str, flag: str) -> tuple:
+    from ..errors import UsageError
+
+    try:
+        out = tuple(int(x) for x in str(value).split(",") if x.strip())
+    except ValueError:
+        out = ()
+    if not out or min(out) < 1:
+        raise UsageError(f"bad {flag} '{value}': use a list like 1,2,4")
+    return out
+
+
+@main.command("reproduce")
+@click.argument("study", type=click.Choice(_STUDIES))
+@click.option("--device", type=click.Choice(["host", "arm"]), default="host", show_default=True,
+              help="arm without --target: local on aarch64, else $EDGE_ARM_TARGET, else qemu (instruction counts).")
+@click.option("--target", default=None, help="local | ssh://user@host[:port] | adb://SERIAL | qemu")
+@click.option("--formats", default="onnx,tflite", show_default=True)
+@click.option("--precisions", default="fp32,int8", show_default=True)
+@click.option("--resolutions", default="224,480x640,720x1280", show_default=True,
+              help="v1-table8 input sizes (v1-groups runs at 224, the micro-benchmarks at 56).")
+@click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts.")
+@click.option("--runs", type=click.IntRange(min=1), default=None,
+              help="Timed runs per file [default: ~2.5 s of timing, 10..100; 5 under qemu].")
+@click.option("--multipliers", default="1,2,4", show_default=True, help="v2-guidelines channel multipliers.")
+@click.option("--quick", is_flag=True, help="ONNX fp32, 224 and x1 only, 10 runs (CI: a few minutes).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output folder [default: reports/<date>_<device>/].")
+def reproduce_command(study, device, target, formats, precisions, resolutions, threads, runs, multipliers, quick,
+                      out):
+    """Measure the papers' speed claims: STUDY is v1-table8, v2-guidelines, v1-groups or all."""
+    import os
+    import platform
+
+    from ..bench import parse_threads
+    from ..reproduce import Settings, default_out, reproduce
+
+    s = Settings(device=device, target=target, formats=_csv(formats, ("onnx", "tflite"), "--formats"),
+                 precisions=_csv(precisions, ("fp32", "fp16", "int8", "dynamic"), "--precisions"),
+                 resolutions=_resolutions(resolutions), threads=tuple(parse_threads(threads)), runs=runs,
+                 quick=quick, multipliers=_ints(multipliers, "--multipliers"))
+    if device == "arm" and not target and "EDGE_ARM_TARGET" not in os.environ \
+            and platform.machine().lower() not in ("aarch64", "arm64"):
+        click.echo("warning: no ARM device given: running under qemu, costs are instruction counts (EMULATED)",
+                   err=True)
+    out = out or str(default_out(device, target))
+    res = reproduce(study, s, out=out, command="edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    from ..reproduce.report import headline
+
+    hl = headline(res)
+    if hl:
+        click.echo(hl)
+    for n, st in res["studies"].items():
+        for v in st["analysis"].get("verdicts", []):
+            if "guideline" in v:
+                click.echo(f"{v['guideline']} x{v['multiplier']} {v['format']} {v['precision']}: {v['verdict']}")
+            else:
+                click.echo(f"v1 groups {v['format']} {v['precision']}: {v['verdict']}")
+    if res["failures"]:
+        click.echo(f"{len(res['failures'])} file(s) failed; see the report's Failures section", err=True)
+    click.echo(f"report: {out}/report.md")

@@ -1,0 +1,314 @@
+"""edge reproduce: fitting and ratio arithmetic on known inputs (fast), the micro-benchmark
+modules, the analysis of records, and the whole quick path through the CLI (slow)."""
+import json
+import math
+import shutil
+import time
+
+import pytest
+
+from shufflenet_edge.reproduce import fit, paper
+from shufflenet_edge.reproduce import studies as st
+from shufflenet_edge.reproduce.guidelines import (BLOCKS, HW, Micro, body_complexity, build, configs,
+                                                   input_width)
+
+# ---------------------------------------------------------------- fitting and ratios
+
+
+def test_power_law_recovers_known_exponent():
+    macs = [38e6, 140e6, 524e6, 720e6, 569e6]
+    lat = [0.002 * (m / 1e6) ** 0.7 for m in macs]
+    f = fit.fit_power_law(macs, lat)
+    assert f["k"] == pytest.approx(0.7, abs=1e-9)
+    assert f["a"] * 1e6 ** 0.7 == pytest.approx(0.002, rel=1e-9)
+    assert f["r2"] == pytest.approx(1.0)
+    assert f["n"] == 5
+    assert f["speedup_per_4x"] == pytest.approx(4 ** 0.7)
+
+
+def test_power_law_with_noise_has_r2_below_one():
+    f = fit.fit_power_law([1, 2, 4, 8], [1.0, 2.5, 3.5, 8.5])
+    assert 0.9 < f["r2"] < 1.0
+    assert 0.9 < f["k"] < 1.1
+
+
+@pytest.mark.parametrize("xs,ys", [([1], [1]), ([1, 2], [1, -1]), ([0, 2], [1, 2]), ([3, 3], [1, 2])])
+def test_power_law_rejects_bad_points(xs, ys):
+    with pytest.raises(ValueError):
+        fit.fit_power_law(xs, ys)
+
+
+def test_paper_law_in_its_own_words():
+    assert paper.PAPER_K == pytest.approx(0.689, abs=1e-3)
+    assert fit.speedup_per_4x(fit.k_for_speedup(2.6)) == pytest.approx(2.6)
+    assert fit.law_sentence(paper.PAPER_K, "a Snapdragon 820") == \
+        "on a Snapdragon 820 every 4x theoretical reduction gives 2.6x actual speedup"
+    assert fit.law_sentence(1.0) == "on this device every 4x theoretical reduction gives 4.0x actual speedup"
+
+
+def test_paper_ratios_match_papers_md():
+    # papers.md: 1x/0.5x 3.68x -> 2.49x; 2x/1x 3.74x -> 2.88x; AlexNet/0.5x 18.9x -> 12.1x (13.2x, 14.0x)
+    r = {x["pair"]: x for x in fit.paper_ratios((224, 224))}
+    assert r["1x / 0.5x"]["theoretical"] == pytest.approx(3.68, abs=0.01)
+    assert r["1x / 0.5x"]["actual"] == pytest.approx(2.49, abs=0.01)
+    assert r["2x / 1x"]["theoretical"] == pytest.approx(3.74, abs=0.01)
+    assert r["2x / 1x"]["actual"] == pytest.approx(2.88, abs=0.01)
+    assert r["AlexNet / 0.5x"]["theoretical"] == pytest.approx(18.9, abs=0.1)
+    assert r["AlexNet / 0.5x"]["actual"] == pytest.approx(12.1, abs=0.05)
+    assert r["MobileNet / 1x"]["theoretical"] == pytest.approx(4.06, abs=0.01)
+    assert {x["pair"]: x for x in fit.paper_ratios((480, 640))}["AlexNet / 0.5x"]["actual"] == pytest.approx(13.2, abs=0.05)
+    assert {x["pair"]: x for x in fit.paper_ratios((720, 1280))}["AlexNet / 0.5x"]["actual"] == pytest.approx(14.0, abs=0.05)
+
+
+def test_speedup_ratios_skip_missing_models():
+    got = fit.speedup_ratios({"v1_g3": 4.0, "v1_g3_0.5x": 1.0}, {"v1_g3": 3.0, "v1_g3_0.5x": 1.5})
+    assert got == [{"pair": "1x / 0.5x", "slow": "v1_g3", "fast": "v1_g3_0.5x", "theoretical": 4.0, "actual": 2.0}]
+
+
+def test_paper_and_ncnn_fits():
+    fits = fit.paper_fits()
+    assert len(fits) == 3 + len(paper.NCNN)
+    rpi4 = next(f for f in fits if "Raspberry Pi 4" in f["source"])
+    # MobileNet 4.06x the FLOPs of v1 1x but 2.62x slower on the Pi 4: a fit well below k = 1
+    assert 0.6 < rpi4["k"] < 0.8
+    assert all(0.6 < f["k"] < 1.0 and f["r2"] > 0.9 for f in fits)
+
+
+def test_kendall_tau():
+    assert fit.kendall_tau([1, 2, 3], [10, 20, 30]) == 1.0
+    assert fit.kendall_tau([1, 2, 3], [30, 20, 10]) == -1.0
+    assert fit.kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+    assert fit.kendall_tau([1], [1]) is None
+
+
+# ---------------------------------------------------------------- verdicts and analysis on known records
+
+
+def _rows(guideline, costs):
+    variants = [r["variant"] for r in paper.GUIDELINES[guideline]["rows"]]
+    return [{"variant": v, "cost": c} for v, c in zip(variants, costs)]
+
+
+def test_guideline_verdicts():
+    # G2's paper order (g=1 fastest ... g=8 slowest) reproduced exactly, then reversed
+    assert st.guideline_verdict("G2", _rows("G2", [1.0, 1.1, 1.2, 1.3]), 1)["verdict"] == "holds"
+    assert st.guideline_verdict("G2", _rows("G2", [1.3, 1.2, 1.1, 1.0]), 1)["verdict"] == "does not hold"
+    # fastest row right, rest scrambled
+    v = st.guideline_verdict("G2", _rows("G2", [1.0, 1.3, 1.2, 1.1]), 2)
+    assert v["verdict"] == "partly" and v["fastest_here"] == "g=1" and v["paper_basis"] == "x2"
+    # G1 has only the x1 column in papers.md: x2 is judged against the x1 order
+    assert st.guideline_verdict("G1", _rows("G1", [1.0, 1.1, 1.2, 1.3]), 2)["paper_basis"].startswith("x1")
+    g4 = st.guideline_verdict("G4", _rows("G4", [1.2, 1.1, 1.15, 1.0]), 1)
+    assert g4["verdict"] == "holds" and g4["neither_vs_both"] == pytest.approx(1.2)
+
+
+def _record(ms, target="host", emulated=False, insns=None, threads=1):
+    rec = {"latency_ms": {"p50": ms}, "threads": threads, "engine": "onnxruntime", "runtime_version": "x",
+           "device": {"target": target, "emulated": emulated}}
+    if insns is not None:
+        rec["instructions_per_inference"] = insns
+    return rec
+
+
+def _table8_jobs(cost_of, **rec_kw):
+    jobs = []
+    for name in paper.TABLE8:
+        macs = paper.TABLE8[name]["mflops"] * 1_000_000
+        j = st.Job("v1-table8", name, "onnx", "fp32", (224, 224), macs)
+        j.result = {"records": [_record(**cost_of(macs), **rec_kw)]}
+        jobs.append(j)
+    return jobs
+
+
+def test_table8_analysis_fits_and_ratios():
+    jobs = _table8_jobs(lambda m: {"ms": 3e-5 * m ** 0.75})
+    a = st.analyse_table8(jobs)
+    assert a["unit"] == "ms"
+    (f,) = a["fits"]
+    assert f["k"] == pytest.approx(0.75) and f["input_size"] == [224, 224]
+    r = {x["pair"]: x for x in a["ratios"]}
+    assert r["1x / 0.5x"]["theoretical"] == pytest.approx(140 / 38)
+    assert r["1x / 0.5x"]["actual"] == pytest.approx((140 / 38) ** 0.75)
+    assert r["1x / 0.5x"]["paper_actual"] == pytest.approx(37.8 / 15.2)
+    rows = {x["model"]: x for x in a["rows"]}
+    assert rows["alexnet"]["paper_ms"] == 184.0
+
+
+def test_emulated_records_fit_instructions_not_time():
+    from shufflenet_edge.reproduce.report import law_phrase
+
+    jobs = _table8_jobs(lambda m: {"ms": 1000.0, "insns": int(3 * m ** 0.9)}, target="qemu", emulated=True)
+    a = st.analyse_table8(jobs)
+    assert a["unit"] == "instructions"
+    (f,) = a["fits"]
+    assert f["k"] == pytest.approx(0.9, abs=1e-3)  # the flat 1000 ms would give k = 0
+    text = law_phrase(f, "qemu aarch64", "onnxruntime", a["unit"])
+    assert "fewer instructions" in text and "not latency" in text
+
+
+def test_groups_verdict():
+    jobs = []
+    for name, ms in zip(paper.V1_GROUPS, (7.0, 6.0, 5.0, 5.5, 6.5)):
+        j = st.Job("v1-groups", name, "onnx", "fp32", (224, 224), 137_000_000)
+        j.result = {"records": [_record(ms)]}
+        jobs.append(j)
+    (v,) = st.analyse_groups(jobs)["verdicts"]
+    assert v["holds"] and v["fastest_g"] == 3 and v["g3_vs_best_of_4_8"] == pytest.approx(5 / 5.5)
+    jobs[3].result = {"records": [_record(4.0)]}
+    (v,) = st.analyse_groups(jobs)["verdicts"]
+    assert not v["holds"] and "g=4 beats g=3" in v["verdict"]
+
+
+def test_quick_settings_and_runs():
+    s = st.Settings(quick=True).effective()
+    assert s.formats == ("onnx",) and s.precisions == ("fp32",) and s.resolutions == ((224, 224),)
+    assert s.multipliers == (1,) and s.runs == 10
+    big = st.Job("v1-table8", "alexnet", "onnx", "fp32", (720, 1280), 12_000_000_000)
+    small = st.Job("v1-table8", "v1_g3_0.5x", "onnx", "fp32", (224, 224), 38_000_000)
+    full = st.Settings()
+    assert st.runs_for(big, full, False)[0] == 10 and st.runs_for(small, full, False)[0] == 100
+    assert st.runs_for(small, full, True) == (None, None)  # emulated: bench's own defaults
+    assert st.estimate_s(big, full, False) > st.estimate_s(small, full, False)
+
+
+# ---------------------------------------------------------------- the micro-benchmark modules
+
+
+def test_micro_configs_follow_the_paper():
+    cs = configs()
+    assert len(cs) == 3 * (4 + 4 + 5 + 4)
+    assert len({c.name for c in cs}) == len(cs)
+    g2 = {c.variant: c for c in configs((1,), ("G2",))}
+    assert g2["g=1"].channels == (64,) and g2["g=8"].channels == (184,)  # 180 does not split into 8 groups
+    assert {c.variant: c.channels for c in configs((4,), ("G1",))}["1:12"] == (36, 432)
+
+
+@pytest.mark.parametrize("guideline", ["G1", "G2", "G3", "G4"])
+def test_flops_fixed_within_each_table(guideline):
+    macs = [body_complexity(c).macs for c in configs((1,), (guideline,))]
+    assert max(macs) / min(macs) < 1.06, macs
+
+
+def test_memory_access_matches_closed_form_and_grows_as_the_paper_says():
+    from shufflenet_edge.complexity import conv1x1_memory_access
+
+    for c in configs((1,), ("G1",)):
+        c1, c2 = c.channels
+        want = BLOCKS * (conv1x1_memory_access(c1, c2, HW, HW) + conv1x1_memory_access(c2, c1, HW, HW))
+        assert body_complexity(c).memory_access == want
+    g1 = [body_complexity(c).memory_access for c in configs((1,), ("G1",))]
+    g2 = [body_complexity(c).memory_access for c in configs((1,), ("G2",))]
+    assert g1 == sorted(g1) and g2 == sorted(g2)  # unequal widths / more groups cost more memory access
+    g4 = {c.variant: body_complexity(c).memory_access for c in configs((1,), ("G4",))}
+    assert g4["neither"] < g4["no ReLU"] < g4["ReLU+shortcut"]
+
+
+def test_micro_module_reads_its_map_from_the_3_channel_input():
+    import torch
+
+    cfg = Micro("G1", "1:2", 1, (22, 44))
+    net = build(cfg)
+    h, w = net.edge_meta["input_size"]
+    assert (h, w) == (HW, input_width(22)) and 3 * h * w >= 22 * HW * HW
+    x = torch.randn(1, 3, h, w)
+    with torch.no_grad():
+        y = net(x)
+        ref = net.body(x.flatten(1)[:, : 22 * HW * HW].reshape(1, 22, HW, HW))
+    assert y.shape == (1, 22, HW, HW) and torch.equal(y, ref)
+    assert 0.05 < float(y.std()) < 20  # unit-gain init: 20 stacked convs neither vanish nor explode
+
+
+# ---------------------------------------------------------------- CLI errors
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["v1-table8", "--formats", "onnx,pt"], "--formats"),
+    (["v1-table8", "--precisions", "int4"], "--precisions"),
+    (["v1-table8", "--resolutions", "big"], "input size"),
+    (["v2-guidelines", "--multipliers", "0"], "--multipliers"),
+    (["v1-groups", "--threads", "x"], "--threads"),
+])
+def test_cli_bad_input_is_one_line(edge_cli, tmp_path, args, needle):
+    r = edge_cli("reproduce", *args, "--out", tmp_path / "o")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], r.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_unknown_study(edge_cli):
+    r = edge_cli("reproduce", "v3-everything")
+    assert r.returncode == 2 and "v1-table8" in r.stderr
+
+
+# ---------------------------------------------------------------- slow: real exports and runs
+
+
+@pytest.mark.slow
+def test_micro_export_is_cached(tmp_path, monkeypatch):
+    from shufflenet_edge.reproduce.guidelines import cached_micro_export
+
+    monkeypatch.setenv("EDGE_CACHE_DIR", str(tmp_path))
+    cfg = Micro("G4", "neither", 1, (32,), relu=False, shortcut=False)
+    first = cached_micro_export(cfg, "onnx", "fp32")
+    t0 = time.perf_counter()
+    again = cached_micro_export(cfg, "onnx", "fp32")
+    assert again == first and time.perf_counter() - t0 < 0.5
+    other = cached_micro_export(Micro("G4", "no ReLU", 1, (32,), relu=False), "onnx", "fp32")
+    assert other.parent != first.parent  # keyed on the config
+
+
+@pytest.mark.slow
+def test_quick_path_end_to_end(edge_cli, tmp_path):
+    """`edge reproduce all --quick`: the CI path (under 5 minutes on 2 cores with a cold cache)."""
+    out = tmp_path / "rq"
+    t0 = time.perf_counter()
+    r = edge_cli("reproduce", "all", "--quick", "--out", out, timeout=900)
+    took = time.perf_counter() - t0
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "4x ->" in r.stdout and "est-s" in r.stderr  # headline; the progress bar with its estimate
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["studies"]) == {"v1-table8", "v2-guidelines", "v1-groups"}
+    assert not res["failures"], res["failures"]
+    t8 = res["studies"]["v1-table8"]
+    recs = [r for j in t8["jobs"] for r in j["records"]]
+    assert len(recs) == len(paper.TABLE8) + len(paper.V2_BLOCK)
+    assert all(r["format"] == "onnx" and r["precision"] == "fp32" and r["input_size"] == [224, 224] for r in recs)
+    assert all(r["latency_ms"]["p50"] > 0 and r["runs"] == 10 for r in recs)
+    (f,) = t8["analysis"]["fits"]
+    assert 0.2 < f["k"] < 1.5 and math.isclose(f["speedup_per_4x"], 4 ** f["k"])
+    profiled = [r for r in recs if r.get("profile")]
+    assert profiled and all("pointwise conv" in r["profile"]["groups"] for r in profiled)
+    gl = res["studies"]["v2-guidelines"]["analysis"]
+    assert len(gl["rows"]) == 17 and {v["guideline"] for v in gl["verdicts"]} == {"G1", "G2", "G3", "G4"}
+    assert all(v["verdict"] in ("holds", "partly", "does not hold") for v in gl["verdicts"])
+    assert all(r["memory_access"] > 0 for r in gl["rows"])
+    assert len(res["studies"]["v1-groups"]["analysis"]["rows"]) == 5
+    md = (out / "report.md").read_text()
+    for needle in ("every 4x theoretical reduction gives", "~2.6x", "ncnn, Raspberry Pi 4", "### G4", "load average",
+                   "rerun: `edge reproduce all --quick"):
+        assert needle in md
+    for png in res["plots"]["v1-table8"] + res["plots"]["v2-guidelines"] + res["plots"]["profile"]:
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({png})" in md
+    print(f"quick path took {took:.0f} s")
+
+
+@pytest.mark.slow
+def test_qemu_reports_instructions(tmp_path):
+    """One micro-module under qemu: the cost is instructions per inference and the report says so."""
+    import os
+
+    pytest.importorskip("shufflenet_edge.bench.targets.qemu")
+    if not shutil.which("qemu-aarch64"):
+        pytest.skip("qemu-user not installed")
+    s = st.Settings(device="arm", target="qemu", formats=("onnx",), precisions=("fp32",), runs=2)
+    cfg = Micro("G4", "neither", 1, (32,), relu=False, shortcut=False)
+    job = st.Job("v2-guidelines", cfg, "onnx", "fp32", (HW, HW), body_complexity(cfg).macs)
+    st.run_jobs([job], s, emulated=True, progress=False)
+    assert "error" not in job.result, job.result
+    (rec,) = job.result["records"]
+    assert rec["device"]["emulated"] is True and rec["instructions_per_inference"] > job.macs / 10
+    a = st.analyse_guidelines([job])
+    assert a["unit"] == "instructions" and a["rows"][0]["cost"] == rec["instructions_per_inference"]
+    assert os.path.exists(rec["artifact"])
