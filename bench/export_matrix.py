@@ -6,7 +6,7 @@ Models are untrained (224 px, 1000 classes), so int8 is calibrated on random inp
 quantized parity figures only show that the files run and roughly agree; accuracy after
 quantization on a trained model is bench/quant_accuracy.py's job.
 
-    .venv/bin/python bench/export_matrix.py [--models v1_g3 v2_1.0x] [--formats onnx] [--calib-size 64]
+    .venv/bin/python bench/export_matrix.py [--models v1_g3 v2_1.0x] [--formats onnx] [--calib-size 64] [--resume]
 
 Writes bench/results/export_matrix.{json,md} after every export (a partial run keeps its rows).
 """
@@ -95,6 +95,7 @@ def main() -> int:
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--calib-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and do only the missing ones")
     args = ap.parse_args()
 
     import os
@@ -106,11 +107,19 @@ def main() -> int:
                            "host": "shared development machine", "versions": _versions()},
            "input_size": args.input_size, "num_classes": 1000, "calib_size": args.calib_size,
            "parity_inputs": N_INPUTS, "rows": []}
+    old = args.out / "export_matrix.json"
+    if args.resume and old.is_file():
+        import json
+
+        doc["rows"] = [r for r in json.loads(old.read_text())["rows"] if "error" not in r]
+    done = {(r["model"], r["format"], r["precision"]) for r in doc["rows"]}
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="export_matrix.") as work:
         for name in args.models:
             for fmt in args.formats:
                 for precision in args.precisions:
+                    if (name, fmt, precision) in done:
+                        continue
                     row = {"model": name, "format": fmt, "precision": precision}
                     try:
                         r = export(model=name, format=fmt, precision=precision, input_size=args.input_size,

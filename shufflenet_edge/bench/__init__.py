@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .targets import RunSpec, Target, TargetError, resolve_target
+from .targets import RunSpec, Target, TargetError, parse_cpu_list, resolve_target
 
 __all__ = ["bench", "complete_record", "save_records", "parse_threads", "RunSpec", "Target", "TargetError",
            "resolve_target", "FORMATS"]
@@ -44,7 +44,7 @@ def complete_record(rec: dict, *, model: str, fmt: str, precision: str, input_si
     from .. import __version__
 
     p50 = rec["latency_ms"]["p50"]
-    gmacs = (macs * rec.get("batch", 1) / (p50 / 1e3) / 1e9) if macs and p50 > 0 else None
+    gmacs = (macs * rec.get("batch", 1) / (p50 / 1e3) / 1e9) if macs and p50 else None  # adb may give no p50
     peak = rec.get("cpu_peak_gmacs")
     rec.update({
         "model": model, "format": fmt, "precision": precision, "input_size": list(input_size) if input_size else None,
@@ -103,6 +103,8 @@ def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=No
     if artifact is None and fmt not in FORMATS:
         raise UsageError(f"unknown format '{format}' (choose from: {', '.join(FORMATS)})")
     thread_list = parse_threads(threads)
+    if cpus:
+        parse_cpu_list(cpus)  # a typo fails now, not after a long export
     if int(batch) < 1:
         raise UsageError(f"bad --batch {batch}: must be >= 1")
     if device == "arm" and not target and "EDGE_ARM_TARGET" not in os.environ and not quiet:

@@ -12,14 +12,18 @@ def _size(n) -> str:
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def row(rec: dict) -> list[str]:
     lat = rec["latency_ms"]
     dev = rec.get("device", {})
     target = dev.get("target", "?") + (" (EMULATED)" if dev.get("emulated") else "")
     frac = rec.get("fraction_of_peak")
     return [str(rec.get("model")), str(rec.get("format")), str(rec.get("precision")), str(rec.get("engine")),
-            str(rec.get("threads")), f"{lat['p50']:.3f}", f"{lat['mean']:.3f}", f"{lat['p90']:.3f}",
-            f"{lat.get('cv', 0):.1%}", f"{rec.get('rounds', {}).get('spread', 0):.1%}" if rec.get("rounds") else "-",
+            str(rec.get("threads")), _ms(lat.get("p50")), _ms(lat.get("mean")), _ms(lat.get("p90")),
+            f"{lat['cv']:.1%}" if lat.get("cv") is not None else "-", f"{rec.get('rounds', {}).get('spread', 0):.1%}" if rec.get("rounds") else "-",
             f"{rec['gmacs_per_s']:.2f}" if rec.get("gmacs_per_s") else "-", f"{frac:.0%}" if frac else "-",
             f"{rec['peak_rss_mb']:.0f}" if rec.get("peak_rss_mb") is not None else "-", _size(rec.get("size_bytes")),
             target]

@@ -22,7 +22,7 @@ _BY_OP = {
     "MaxPool": "pooling", "AveragePool": "pooling", "GlobalAveragePool": "pooling", "ReduceMean": "pooling",
     "QLinearAveragePool": "pooling", "QLinearGlobalAveragePool": "pooling", "max_pool2d": "pooling",
     "avg_pool2d": "pooling", "adaptive_avg_pool2d": "pooling", "mean": "pooling", "max_pool2d_with_indices": "pooling",
-    "Gemm": "fc", "MatMul": "fc", "MatMulInteger": "fc", "QGemm": "fc", "linear": "fc", "addmm": "fc",
+    "Gemm": "fc", "FusedGemm": "fc", "MatMul": "fc", "MatMulInteger": "fc", "QGemm": "fc", "linear": "fc", "addmm": "fc",
     "ReorderInput": "layout reorder", "ReorderOutput": "layout reorder",
     "QuantizeLinear": "quantize/dequantize", "DequantizeLinear": "quantize/dequantize",
     "DynamicQuantizeLinear": "quantize/dequantize",
