@@ -1,0 +1,66 @@
+"""Host latency suite: the models of the speedup study x {torch eager, ONNX fp32/int8, TFLite
+fp32/fp16/int8} x {1, 2} threads, through `edge bench` (shufflenet_edge.bench.bench).
+
+    .venv/bin/python bench/host_suite.py [--models v2_1.0x ...] [--runs 50] [--resume]
+
+Writes bench/results/host_<cpu-slug>.{json,md} after every configuration, so a partial run keeps
+its rows. Models are untrained (latency does not depend on the weights); int8 is calibrated on
+random inputs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shufflenet_edge.bench import bench  # noqa: E402
+from shufflenet_edge.bench.report import markdown, versions  # noqa: E402
+from shufflenet_edge.errors import EdgeError  # noqa: E402
+from shufflenet_edge.io_utils import write_json, write_text  # noqa: E402
+from shufflenet_edge.runtime.timing import cpu_model  # noqa: E402
+
+MODELS = ["v1_g3_0.5x", "v1_g3", "v1_g3_2.0x", "v2_0.5x", "v2_1.0x", "v2_1.5x", "v2_2.0x", "mobilenet_v1_1.0x", "alexnet"]
+VARIANTS = [("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8")]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--resume", action="store_true", help="keep rows already in the results file")
+    args = ap.parse_args()
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")
+    out = ROOT / "bench" / "results" / f"host_{slug}"
+    records = json.loads(out.with_suffix(".json").read_text()) if args.resume and out.with_suffix(".json").is_file() else []
+    done = {(r["model"], r["format"], r["precision"]) for r in records}
+    failures = 0
+    for model in args.models:
+        for fmt, precision in VARIANTS:
+            if (model, fmt, precision) in done:
+                continue
+            try:
+                got = bench(model=model, format=fmt, precision=precision, threads=args.threads, runs=args.runs,
+                            warmup=5, quiet=True)
+            except EdgeError as exc:
+                print(f"{model} {fmt} {precision}: FAILED {exc}", flush=True)
+                failures += 1
+                continue
+            records += got
+            for r in got:
+                print(f"{model:18s} {fmt:6s} {precision:5s} t{r['threads']} p50 {r['latency_ms']['p50']:8.3f} ms", flush=True)
+            write_json(out.with_suffix(".json"), records)
+            write_text(out.with_suffix(".md"), markdown(
+                records, "Host latency suite", "python bench/host_suite.py", versions())
+                + "\nUntrained models, batch 1, 224x224; the machine is a shared 2-core VM, so compare rows "
+                  "measured in one run and read cv/spread before trusting a small difference.\n")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
