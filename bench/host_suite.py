@@ -26,6 +26,7 @@ from shufflenet_edge.runtime.timing import cpu_model  # noqa: E402
 
 MODELS = ["v1_g3_0.5x", "v1_g3", "v1_g3_2.0x", "v2_0.5x", "v2_1.0x", "v2_1.5x", "v2_2.0x", "mobilenet_v1_1.0x", "alexnet"]
 VARIANTS = [("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8")]
+QEMU_VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8")]
 
 
 def main() -> int:
@@ -34,19 +35,24 @@ def main() -> int:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--resume", action="store_true", help="keep rows already in the results file")
+    ap.add_argument("--qemu", action="store_true",
+                    help="emulated aarch64 instead (1 thread, ONNX/TFLite fp32 + int8, instruction counts): "
+                         "writes bench/results/qemu_arm64.{json,md}")
     args = ap.parse_args()
     slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")
-    out = ROOT / "bench" / "results" / f"host_{slug}"
+    out = ROOT / "bench" / "results" / ("qemu_arm64" if args.qemu else f"host_{slug}")
+    variants = QEMU_VARIANTS if args.qemu else VARIANTS
+    where = dict(device="arm", target="qemu", threads="1", runs=min(args.runs, 3), warmup=1) if args.qemu else \
+        dict(threads=args.threads, runs=args.runs, warmup=5)
     records = json.loads(out.with_suffix(".json").read_text()) if args.resume and out.with_suffix(".json").is_file() else []
     done = {(r["model"], r["format"], r["precision"]) for r in records}
     failures = 0
     for model in args.models:
-        for fmt, precision in VARIANTS:
+        for fmt, precision in variants:
             if (model, fmt, precision) in done:
                 continue
             try:
-                got = bench(model=model, format=fmt, precision=precision, threads=args.threads, runs=args.runs,
-                            warmup=5, quiet=True)
+                got = bench(model=model, format=fmt, precision=precision, quiet=True, **where)
             except EdgeError as exc:
                 print(f"{model} {fmt} {precision}: FAILED {exc}", flush=True)
                 failures += 1
@@ -56,7 +62,8 @@ def main() -> int:
                 print(f"{model:18s} {fmt:6s} {precision:5s} t{r['threads']} p50 {r['latency_ms']['p50']:8.3f} ms", flush=True)
             write_json(out.with_suffix(".json"), records)
             write_text(out.with_suffix(".md"), markdown(
-                records, "Host latency suite", "python bench/host_suite.py", versions())
+                records, "Emulated aarch64 suite (qemu)" if args.qemu else "Host latency suite",
+                "python bench/host_suite.py" + (" --qemu" if args.qemu else ""), versions())
                 + "\nUntrained models, batch 1, 224x224; the machine is a shared 2-core VM, so compare rows "
                   "measured in one run and read cv/spread before trusting a small difference.\n")
     return 1 if failures else 0
