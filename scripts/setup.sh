@@ -20,4 +20,6 @@ command -v "$PY" >/dev/null || PY=python3
 [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[test]"
+# the demo's WebAssembly runtimes (and playwright-core for its browser test), pinned by package-lock.json
+(cd android_demo && npm ci --no-audit --no-fund --loglevel=error)
 echo "setup: .venv ready ($(.venv/bin/python -c 'import torch, onnxruntime; print("torch", torch.__version__, "onnxruntime", onnxruntime.__version__)'))"
