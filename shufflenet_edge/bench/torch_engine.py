@@ -29,10 +29,6 @@ def _profile(model, x, runs: int) -> dict:
 
     from ..runtime import opgroups
 
-    weights = {}
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            weights[tuple(m.weight.shape)] = list(m.weight.shape)
     with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(runs):
             model(x)
@@ -54,11 +50,12 @@ def _profile(model, x, runs: int) -> dict:
 
 def run_torch(spec) -> list[dict]:
     """Device-side records for ``spec.model`` (an nn.Module with edge_meta) at each thread count."""
+    import numpy as np
     import torch
 
     model = spec.model.eval()
     h, w = model.edge_meta["input_size"]
-    x = torch.from_numpy(__import__("numpy").random.default_rng(0).standard_normal((spec.batch, 3, h, w)).astype("float32"))
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((spec.batch, 3, h, w)).astype(np.float32))
 
     def invoke(inp):
         with torch.inference_mode():
