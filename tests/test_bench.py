@@ -66,6 +66,15 @@ def test_time_cases_interleaves_and_measures_real_time():
     assert b["latency_ms"]["p50"] > a["latency_ms"]["p50"]
 
 
+def test_isa_features_from_cpuinfo():
+    x86 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse4_2 avx avx2 fma\n"
+    phone = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes asimdhp asimddp i8mm\nCPU part\t: 0xd44\n"
+    assert timing.isa_features(x86) == ["avx2", "fma"] and not timing.int8_dot_product(timing.isa_features(x86))
+    assert timing.isa_features(phone) == ["asimd", "asimddp", "i8mm", "asimdhp"]
+    assert timing.int8_dot_product(timing.isa_features(phone))
+    assert "isa" in timing.machine_info()
+
+
 def test_parse_threads():
     assert parse_threads("1,2,4") == [1, 2, 4] and parse_threads((2,)) == [2] and parse_threads(1) == [1]
     for bad in ("0", "a", "", "1,-2"):

@@ -106,6 +106,28 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     return (platform.processor() or platform.machine()) if cpuinfo is None else "unknown"
 
 
+# The SIMD features that decide how fast int8 can be relative to fp32: without a dot-product
+# instruction (x86 VNNI, ARM dotprod/i8mm) an int8 GEMM issues as many multiply-adds per cycle
+# as fp32 FMA does, so a quantized model gains only memory traffic.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",  # x86
+             "asimd", "asimddp", "i8mm", "sve", "sve2", "fphp", "asimdhp")  # aarch64 (Features line)
+
+
+def isa_features(cpuinfo: str | None = None) -> list[str]:
+    """The ISA_FLAGS this CPU advertises in /proc/cpuinfo (its 'flags' or 'Features' line)."""
+    text = (_read("/proc/cpuinfo") or "") if cpuinfo is None else cpuinfo
+    have: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            have.update(value.split())
+    return [f for f in ISA_FLAGS if f in have]
+
+
+def int8_dot_product(features: list[str]) -> bool:
+    return any(f in features for f in ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"))
+
+
 def machine_info() -> dict:
     """What a benchmark record says about the device it ran on."""
     governor = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
@@ -117,6 +139,7 @@ def machine_info() -> dict:
     return {"machine": platform.machine(), "cpu": cpu_model(), "cores": os.cpu_count(),
             "cores_usable": affinity, "governor": governor,
             "max_mhz": int(max_khz) // 1000 if max_khz and max_khz.isdigit() else None,
+            "isa": isa_features(),
             "system": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
 
 

@@ -23,7 +23,7 @@ import subprocess
 from pathlib import Path
 
 from ...errors import UsageError
-from ...runtime.timing import cpu_model
+from ...runtime.timing import cpu_model, isa_features
 from . import RunSpec, Target, TargetError, parse_cpu_list
 from .ssh import last_line, signal_words
 
@@ -213,7 +213,8 @@ class AdbTarget(Target):
         except UsageError:
             cores = sum(1 for ln in cpuinfo.splitlines() if ln.lower().startswith("processor")) or None
         return {"machine": machine or abi, "cpu": cpu_model(cpuinfo), "cores": cores, "governor": governor or None,
-                "max_mhz": int(max_khz) // 1000 if max_khz.isdigit() else None, "system": f"Android {release}",
+                "max_mhz": int(max_khz) // 1000 if max_khz.isdigit() else None, "isa": isa_features(cpuinfo),
+                "system": f"Android {release}",
                 "model": model, "board_platform": platform, "abi": abi, "target": self.name, "emulated": False}
 
     def benchmark_command(self, binary: str, graph: str, threads: int, spec: RunSpec) -> list[str]:
