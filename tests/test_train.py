@@ -72,8 +72,13 @@ def test_train_on_npy_and_bad_args(tmp_path):
     y = np.arange(24) % 3
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
-    s = train("v1_g3_0.25x", f"npy:{tmp_path}/x.npy,{tmp_path}/y.npy", epochs=1, batch_size=8, out=tmp_path / "r", quiet=True)
+    before = torch.get_num_threads()
+    s = train("v1_g3_0.25x", f"npy:{tmp_path}/x.npy,{tmp_path}/y.npy", epochs=1, batch_size=8, out=tmp_path / "r",
+              threads=1, quiet=True)
     assert torch.load(tmp_path / "r" / "best.pt", weights_only=True)["num_classes"] == 3 and s["test_n"] == 24
+    assert torch.get_num_threads() == before  # --threads is scoped to the run
+    with pytest.raises(UsageError, match="threads"):
+        train(TINY, "digits", threads=0, out=tmp_path / "r5", quiet=True)
     with pytest.raises(UsageError, match="no labels"):
         train(TINY, f"npy:{tmp_path}/x.npy", epochs=1, out=tmp_path / "r2", quiet=True)
     with pytest.raises(UsageError, match="schedule"):

@@ -46,7 +46,7 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
                verbose=verbose)
     if as_json:
         print_json(r.to_dict())
-        return
+        return r
     p = r.parity
     trained = "trained" if r.metadata["trained"] else "untrained"
     click.echo(f"{r.path}  {_size(r.size_bytes)}  {r.format} {r.precision}  {r.seconds:.1f} s  ({trained})")
@@ -56,3 +56,4 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
     if iq:
         click.echo(f"input is {iq['dtype']}: q = round(x / {iq['scale']:.6g}) + {iq['zero_point']} "
                    "(shufflenet_edge.runtime.open_engine does this for you)")
+    return r  # the result, for commands that chain on it (quickstart)

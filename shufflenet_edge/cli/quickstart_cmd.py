@@ -21,11 +21,6 @@ def quickstart_command(ctx, model, out):
     click.echo(f"\n== 2/4 complexity of {model} ==")
     ctx.invoke(info_command, model=model)
     click.echo(f"\n== 3/4 export {model} to TFLite (checked against PyTorch in ai-edge-litert) ==")
-    ctx.invoke(export_command, model=model, fmt="tflite", out=out)
+    exported = ctx.invoke(export_command, model=model, fmt="tflite", out=out)
     click.echo("\n== 4/4 benchmark the exported file on this host (1 thread) ==")
-    from ..export.formats import FORMATS, file_name
-    from ..models import get_spec
-
-    size = get_spec(model).default_input_size
-    path = f"{out}/{file_name(get_spec(model).name, (size, size), 'fp32', 'nchw', FORMATS['tflite'])}"
-    ctx.invoke(bench_command, artifact=path, runs=50, warmup=5, rounds=5, threads="1")
+    ctx.invoke(bench_command, artifact=str(exported.path), runs=50, warmup=5, rounds=5, threads="1")

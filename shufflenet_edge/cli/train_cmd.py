@@ -21,13 +21,15 @@ from .options import INPUT_SIZE, print_json
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels: a resumed run ends bit-identical.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy small machine).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/<model>_<data>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--input-size", type=INPUT_SIZE, default=None, help="Override the data's input size (H or HxW).")
 @click.option("--subset", type=click.IntRange(min=2), default=None, help="Train on this many training images only.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 def train_command(model, data, epochs, batch_size, lr, momentum, weight_decay, schedule, label_smoothing, seed,
-                  deterministic, workers, out, resume, input_size, subset, as_json):
+                  deterministic, workers, threads, out, resume, input_size, subset, as_json):
     """Train MODEL on a data spec; writes best.pt, last.pt, log.jsonl and summary.json to --out.
 
     Unset hyper-parameters come from the data's recipe (digits: 15 epochs, SGD 0.1 cosine;
@@ -36,7 +38,7 @@ def train_command(model, data, epochs, batch_size, lr, momentum, weight_decay, s
 
     s = train(model, data, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
               schedule=schedule, label_smoothing=label_smoothing, seed=seed, deterministic=deterministic,
-              workers=workers, out=out, resume=resume, input_size=input_size, subset=subset)
+              workers=workers, out=out, resume=resume, input_size=input_size, subset=subset, threads=threads)
     if as_json:
         print_json(s)
         return
