@@ -59,11 +59,13 @@ def _ints(value: str, flag: str) -> tuple:
 @click.option("--runs", type=click.IntRange(min=1), default=None,
               help="Timed runs per file [default: ~2.5 s of timing, 10..100; 5 under qemu].")
 @click.option("--multipliers", default="1,2,4", show_default=True, help="v2-guidelines channel multipliers.")
+@click.option("--guideline-precisions", default="fp32", show_default=True,
+              help="v2-guidelines precisions (the paper's micro-benchmarks are fp32; int8 adds ~1 min per file).")
 @click.option("--quick", is_flag=True, help="ONNX fp32, 224 and x1 only, 10 runs (CI: a few minutes).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder [default: reports/<date>_<device>/].")
-def reproduce_command(study, device, target, formats, precisions, resolutions, threads, runs, multipliers, quick,
-                      out):
+def reproduce_command(study, device, target, formats, precisions, resolutions, threads, runs, multipliers,
+                      guideline_precisions, quick, out):
     """Measure the papers' speed claims: STUDY is v1-table8, v2-guidelines, v1-groups or all."""
     import os
     import platform
@@ -74,7 +76,9 @@ def reproduce_command(study, device, target, formats, precisions, resolutions, t
     s = Settings(device=device, target=target, formats=_csv(formats, ("onnx", "tflite"), "--formats"),
                  precisions=_csv(precisions, ("fp32", "fp16", "int8", "dynamic"), "--precisions"),
                  resolutions=_resolutions(resolutions), threads=tuple(parse_threads(threads)), runs=runs,
-                 quick=quick, multipliers=_ints(multipliers, "--multipliers"))
+                 quick=quick, multipliers=_ints(multipliers, "--multipliers"),
+                 guideline_precisions=_csv(guideline_precisions, ("fp32", "fp16", "int8", "dynamic"),
+                                           "--guideline-precisions"))
     if device == "arm" and not target and "EDGE_ARM_TARGET" not in os.environ \
             and platform.machine().lower() not in ("aarch64", "arm64"):
         click.echo("warning: no ARM device given: running under qemu, costs are instruction counts (EMULATED)",

@@ -228,7 +228,8 @@ def markdown(results: dict, plots: dict) -> str:
           f"- settings: formats {','.join(s['formats'])}, precisions {','.join(s['precisions'])}, resolutions "
           f"{','.join(_sz(r) for r in s['resolutions'])}, threads {','.join(map(str, s['threads']))}, runs "
           f"{s['runs'] or 'auto (~2.5 s of timing per file, 10..100)'}, micro-benchmark multipliers "
-          f"{','.join('x%d' % x for x in s['multipliers'])}{', QUICK' if s['quick'] else ''}",
+          f"{','.join('x%d' % x for x in s['multipliers'])} in {','.join(s.get('guideline_precisions', ['fp32']))}"
+          f"{', QUICK' if s['quick'] else ''}",
           f"- rerun: `{results['command']}`", ""]
     st = results["studies"]
     if "v1-table8" in st:
