@@ -47,6 +47,13 @@ def cached_export(model, format: str, precision: str = "fp32", checkpoint=None, 
     from ..models import parse_input_size
 
     size = list(parse_input_size(input_size)) if input_size is not None else None
+    if size is None and checkpoint is None and isinstance(model, str):
+        # The model's own default size, spelled out, so that `edge bench --model X` and a caller
+        # that names 224 explicitly (edge reproduce) share one file instead of converting twice.
+        from ..models import get_spec
+
+        side = get_spec(model).default_input_size
+        size = [side, side]
     key = cache_key(model=model, format=format, precision=precision, checkpoint=checkpoint, input_size=size,
                     num_classes=num_classes, batch=str(batch), layout=layout, calib=calib, calib_size=calib_size)
     folder = cache_root() / "exports" / key
