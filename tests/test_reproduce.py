@@ -10,7 +10,7 @@ import pytest
 from shufflenet_edge.reproduce import fit, paper
 from shufflenet_edge.reproduce import studies as st
 from shufflenet_edge.reproduce.guidelines import (BLOCKS, HW, Micro, body_complexity, build, configs,
-                                                   input_width)
+                                                   input_hw, input_width)
 
 # ---------------------------------------------------------------- fitting and ratios
 
@@ -216,6 +216,14 @@ def test_micro_module_reads_its_map_from_the_3_channel_input():
         ref = net.body(x.flatten(1)[:, : 22 * HW * HW].reshape(1, 22, HW, HW))
     assert y.shape == (1, 22, HW, HW) and torch.equal(y, ref)
     assert 0.05 < float(y.std()) < 20  # unit-gain init: 20 stacked convs neither vanish nor explode
+    for c in (219, 220, 256, 512, 736):  # x2/x4 rows: W would pass 4096, so tiles of 56x56 instead
+        h, w = input_hw(c)
+        assert max(h, w) <= 4096 and 3 * h * w >= c * HW * HW and h % HW == 0 and w % HW == 0
+    assert input_hw(219) == (HW, input_width(219))
+    wide = build(Micro("G2", "g=4", 2, (256,), groups=4))
+    h, w = wide.edge_meta["input_size"]
+    with torch.no_grad():
+        assert wide(torch.randn(1, 3, h, w)).shape == (1, 256, HW, HW)
 
 
 # ---------------------------------------------------------------- CLI errors
@@ -313,3 +321,18 @@ def test_qemu_reports_instructions(tmp_path):
     a = st.analyse_guidelines([job])
     assert a["unit"] == "instructions" and a["rows"][0]["cost"] == rec["instructions_per_inference"]
     assert os.path.exists(rec["artifact"])
+
+
+def test_a_failing_job_after_the_first_is_recorded_not_fatal(tmp_path, monkeypatch):
+    """A usage error from one file (here a bad input size) must not throw away the jobs already run."""
+    from shufflenet_edge.errors import UsageError
+
+    monkeypatch.setenv("EDGE_CACHE_DIR", str(tmp_path))
+    s = st.Settings(formats=("onnx",), precisions=("fp32",), runs=3)
+    cfg = Micro("G4", "neither", 1, (16,), relu=False, shortcut=False)
+    good = st.Job("v2-guidelines", cfg, "onnx", "fp32", (HW, HW), body_complexity(cfg).macs)
+    bad = st.Job("v1-table8", "v2_0.5x", "onnx", "fp32", (4, 4), 1)
+    st.run_jobs([good, bad], s, emulated=False, progress=False)
+    assert good.result["records"] and "bad input size" in bad.result["error"]
+    with pytest.raises(UsageError, match="bad input size"):  # first job: nothing would run, so it is raised
+        st.run_jobs([st.Job("v1-table8", "v2_0.5x", "onnx", "fp32", (4, 4), 1)], s, emulated=False, progress=False)

@@ -4,8 +4,8 @@ Each network is a stack of 10 blocks on a 56x56 feature map, FLOPs held fixed wi
 (the settings are in ``paper.GUIDELINES``). Convolutions have no bias and no BatchNorm: every
 exporter folds BN into the conv, so the files would be the same.
 
-The export pipeline feeds 3-channel images, so a module takes a (1, 3, 56, W) tensor and views
-its first c*56*56 values as the (1, c, 56, 56) feature map (flatten, slice, reshape). That
+The export pipeline feeds 3-channel images, so a module takes a (1, 3, 56, W) tensor (or
+(1, 3, 56a, 56b) once W would pass the 4096 px input limit, from c = 220 up) and views its first c*56*56 values as the (1, c, 56, 56) feature map (flatten, slice, reshape). That
 adapter is the same kind of copy in every row and costs about one feature-map read; the report
 says so rather than hiding it.
 
@@ -143,6 +143,18 @@ def input_width(channels: int) -> int:
     return -(-channels * HW // 3)
 
 
+MAX_SIDE = 4096  # parse_input_size's limit on an input side
+
+
+def input_hw(channels: int) -> tuple[int, int]:
+    """(H, W) of a 3-channel input holding a channels x 56 x 56 map: one 56-row strip while W fits
+    (the shape every cached file of narrower rows has), else a near-square grid of 56x56 tiles."""
+    if input_width(channels) <= MAX_SIDE:
+        return HW, input_width(channels)
+    rows = math.ceil(math.sqrt(channels / 3))
+    return HW * rows, HW * math.ceil(channels / (3 * rows))
+
+
 class MicroNet(nn.Module):
     """The stack, behind the 3-channel input adapter described in the module docstring."""
 
@@ -152,7 +164,7 @@ class MicroNet(nn.Module):
         self.cfg = cfg
         self.c = cfg.in_channels
         self.body = nn.Sequential(*_blocks(cfg))
-        self.edge_meta = {"name": cfg.name, "input_size": [HW, input_width(self.c)], "num_classes": 0,
+        self.edge_meta = {"name": cfg.name, "input_size": list(input_hw(self.c)), "num_classes": 0,
                           "micro": cfg.to_dict()}
 
     def forward(self, x):

@@ -158,7 +158,7 @@ def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True
     """Export and bench every job; results (records, export seconds, load) land in job.result.
 
     A failed conversion or run is kept as a one-line failure and the run goes on; if the very
-    first bench fails on the device itself, the device is unreachable and the error is raised.
+    first job fails on the device or on a usage error, nothing would run and the error is raised.
     """
     from tqdm import tqdm
 
@@ -183,9 +183,9 @@ def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True
                 job.result = {"records": recs, "export_s": round(t_export, 2),
                               "load_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}
                 ran_any = True
-            except UsageError:
-                raise
-            except TargetError as exc:
+            except (UsageError, TargetError) as exc:
+                # Before anything ran, this is the settings or the device, and every job would fail the
+                # same way; after that it belongs to this one file, and an hour of results is kept.
                 if not ran_any:
                     raise
                 job.result = {"error": str(exc)}
