@@ -263,3 +263,15 @@ def test_cli_default_export_end_to_end(fmt, edge_cli, tmp_path):
     assert side["macs"] == complexity("v1_g3").macs and side["params"] == complexity("v1_g3").params
     logits = open_engine(path).predict(np.random.default_rng(7).standard_normal((2, 3, 224, 224)).astype(np.float32))
     assert logits.shape == (2, 1000) and np.isfinite(logits).all()
+
+
+def test_fp32_parity_bound_scales_with_the_outputs():
+    import numpy as np
+
+    from shufflenet_edge.export import parity
+
+    ref = np.random.default_rng(0).standard_normal((2, 10)).astype(np.float32)
+    small = parity.compare(ref, ref + 1.5e-4)
+    large = parity.compare(ref * 1000, ref * 1000 + 1.5e-4)  # a stack without ReLU: float32 sums differ here
+    assert small["max_abs_diff"] > parity.fp32_tolerance(small)
+    assert large["max_abs_diff"] <= parity.fp32_tolerance(large) < 0.05

@@ -4,6 +4,14 @@ from __future__ import annotations
 import numpy as np
 
 FP32_MAX_ABS_DIFF = 1e-4
+# float32 rounding grows with the values: a stack without ReLU (the v2 paper's G4 micro-benchmark)
+# outputs ~1e3, where a reordered sum differs by ~1e-4 with nothing wrong. So the bound is
+# allclose-style: absolute plus relative to the largest reference value.
+FP32_REL_DIFF = 1e-5
+
+
+def fp32_tolerance(parity: dict) -> float:
+    return FP32_MAX_ABS_DIFF + FP32_REL_DIFF * parity.get("max_abs_ref", 0.0)
 N_INPUTS = 8
 
 
@@ -20,7 +28,8 @@ def compare(reference: np.ndarray, got: np.ndarray) -> dict:
     ref = reference.reshape(len(reference), -1).astype(np.float64)
     out = got.reshape(len(got), -1).astype(np.float64)
     cos = (ref * out).sum(1) / np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1), 1e-30)
-    return {"max_abs_diff": float(np.abs(ref - out).max()), "cosine": float(cos.mean()),
+    return {"max_abs_diff": float(np.abs(ref - out).max()), "max_abs_ref": float(np.abs(ref).max()),
+            "cosine": float(cos.mean()),
             "top1_agreement": float((ref.argmax(1) == out.argmax(1)).mean()), "n": int(len(ref))}
 
 
