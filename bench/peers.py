@@ -102,12 +102,15 @@ def main() -> int:
                "speedup_vs_best_peer": best_peer["latency_ms"]["p50"] / best_ours["latency_ms"]["p50"],
                "tflite_int8_vs_fp32": int8_vs_fp32, "kernel_int8_vs_fp32": kernel_int8_vs_fp32,
                "int8_dot_product_isa": timing.int8_dot_product(machine.get("isa", [])),
-               "goal_met": best_ours["latency_ms"]["p50"] <= best_peer["latency_ms"]["p50"] and int8_vs_fp32 >= 2.0}
-    doc = {"machine": machine, "versions": versions(), "runs": args.runs, "rows": rows, "summary": summary}
+               "goal_fastest_vs_peers_met": best_ours["latency_ms"]["p50"] <= best_peer["latency_ms"]["p50"],
+               "goal_tflite_int8_2x_met": int8_vs_fp32 >= 2.0}
+    summary["goal_met"] = summary["goal_fastest_vs_peers_met"] and summary["goal_tflite_int8_2x_met"]
+    doc = {"date": __import__("datetime").date.today().isoformat(), "machine": machine, "versions": versions(), "runs": args.runs, "rows": rows, "summary": summary}
     out = ROOT / "bench" / "results"
     write_json(out / "peers.json", doc)
     lines = ["# v2_1.0x: toolkit vs hand-glued peers (1 thread, batch 1, 224x224, one interleaved run)", "",
              f"- machine: {machine['cpu']} ({machine['cores']} cores, shared VM); SIMD: {', '.join(machine['isa']) or '?'}",
+             f"- date: {doc['date']}",
              "- versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()),
              "- reproduce: `.venv/bin/python bench/peers.py`", "",
              "| path | engine | p50 ms | mean ms | p90 ms | cv | round spread |", "|---|---|---:|---:|---:|---:|---:|"]
@@ -117,9 +120,10 @@ def main() -> int:
                      f"{lat['cv']:.1%} | {r['rounds']['spread']:.1%} |")
     lines += ["", f"Fastest toolkit file: {best_ours['path']}; fastest peer: {best_peer['path']}; "
               f"speedup {summary['speedup_vs_best_peer']:.2f}x. TFLite int8 vs fp32: {int8_vs_fp32:.2f}x. "
-              f"Goal (fastest >= best peer, int8 >= 2x fp32): {'met' if summary['goal_met'] else 'NOT met'}.", "",
-              f"Kernel check (same run): a stack of ten 1x1 convs runs {kernel_int8_vs_fp32:.2f}x faster in int8 than "
-              f"in fp32 on this CPU, which "
+              f"Goal: fastest toolkit file >= best peer: {'met' if summary['goal_fastest_vs_peers_met'] else 'NOT met'}; "
+              f"TFLite int8 >= 2x fp32: {'met' if summary['goal_tflite_int8_2x_met'] else 'NOT met'}.", "",
+              f"Kernel check (same run): on a stack of ten 1x1 convs, int8 runs at {kernel_int8_vs_fp32:.2f}x the speed "
+              f"of fp32 on this CPU, which "
               + ("has" if summary["int8_dot_product_isa"] else "has NO")
               + " int8 dot-product instruction (VNNI / dotprod / i8mm). Without one, XNNPACK's int8 GEMM "
               "issues about as many multiply-adds per cycle as fp32 FMA, so int8 gains only memory traffic; "
