@@ -19,6 +19,7 @@ Writes bench/results/peers.{json,md}.
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 import tempfile
 from pathlib import Path
@@ -105,7 +106,7 @@ def main() -> int:
                "goal_fastest_vs_peers_met": best_ours["latency_ms"]["p50"] <= best_peer["latency_ms"]["p50"],
                "goal_tflite_int8_2x_met": int8_vs_fp32 >= 2.0}
     summary["goal_met"] = summary["goal_fastest_vs_peers_met"] and summary["goal_tflite_int8_2x_met"]
-    doc = {"date": __import__("datetime").date.today().isoformat(), "machine": machine, "versions": versions(), "runs": args.runs, "rows": rows, "summary": summary}
+    doc = {"date": datetime.date.today().isoformat(), "machine": machine, "versions": versions(), "runs": args.runs, "rows": rows, "summary": summary}
     out = ROOT / "bench" / "results"
     write_json(out / "peers.json", doc)
     lines = ["# v2_1.0x: toolkit vs hand-glued peers (1 thread, batch 1, 224x224, one interleaved run)", "",

@@ -174,25 +174,20 @@ def train(model: str, data: str = "digits", *, epochs: int | None = None, batch_
 
     Unset hyper-parameters come from the data spec's recipe (``RECIPES``). ``threads``: torch's
     intra-op CPU threads for this run (default: torch's own choice)."""
-    from .models import create_model, get_spec, parse_input_size
-    from .evaluate import accuracy_of, logits_of
-
     if threads is not None:
         if int(threads) < 1:
             raise UsageError(f"--threads must be >= 1, got {threads}")
         # On a small shared CPU, torch's default pool (one thread per core) spins against other
         # processes; small-batch CPU training there ran ~10x faster with 1 thread. The setting is
-        # process-wide, so an API caller gets its own back afterwards.
-        before = torch.get_num_threads()
-        torch.set_num_threads(int(threads))
-        try:
-            return train(model, data, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-                         weight_decay=weight_decay, schedule=schedule, label_smoothing=label_smoothing,
-                         no_bn_decay=no_bn_decay, warmup_epochs=warmup_epochs, clip_grad=clip_grad, seed=seed,
-                         deterministic=deterministic, workers=workers, out=out, resume=resume,
-                         input_size=input_size, subset=subset, device=device, quiet=quiet)
-        finally:
-            torch.set_num_threads(before)
+        # process-wide, so torch_threads gives an API caller its own back afterwards.
+        params = {k: v for k, v in locals().items() if k != "threads"}  # nothing else is bound yet
+        from .bench.torch_engine import torch_threads
+
+        with torch_threads(threads):
+            return train(**params)
+    from .models import create_model, get_spec, parse_input_size
+    from .evaluate import accuracy_of, logits_of
+
     spec = parse_spec(data)
     name = get_spec(model).name
     rec = recipe(spec)

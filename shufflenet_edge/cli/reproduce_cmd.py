@@ -9,6 +9,7 @@ import click
 from . import main
 
 _STUDIES = ("v1-table8", "v2-guidelines", "v1-groups", "all")
+_PRECISIONS = ("fp32", "fp16", "int8", "dynamic")  # as edge export's; spelled out so --help loads no exporter
 
 
 def _csv(value: str, allowed: tuple, flag: str) -> tuple:
@@ -74,11 +75,10 @@ def reproduce_command(study, device, target, formats, precisions, resolutions, t
     from ..reproduce import Settings, default_out, reproduce
 
     s = Settings(device=device, target=target, formats=_csv(formats, ("onnx", "tflite"), "--formats"),
-                 precisions=_csv(precisions, ("fp32", "fp16", "int8", "dynamic"), "--precisions"),
+                 precisions=_csv(precisions, _PRECISIONS, "--precisions"),
                  resolutions=_resolutions(resolutions), threads=tuple(parse_threads(threads)), runs=runs,
                  quick=quick, multipliers=_ints(multipliers, "--multipliers"),
-                 guideline_precisions=_csv(guideline_precisions, ("fp32", "fp16", "int8", "dynamic"),
-                                           "--guideline-precisions"))
+                 guideline_precisions=_csv(guideline_precisions, _PRECISIONS, "--guideline-precisions"))
     if device == "arm" and not target and "EDGE_ARM_TARGET" not in os.environ \
             and platform.machine().lower() not in ("aarch64", "arm64"):
         click.echo("warning: no ARM device given: running under qemu, costs are instruction counts (EMULATED)",

@@ -109,6 +109,7 @@ def cpu_model(cpuinfo: str | None = None) -> str:
 # The SIMD features that decide how fast int8 can be relative to fp32: without a dot-product
 # instruction (x86 VNNI, ARM dotprod/i8mm) an int8 GEMM issues as many multiply-adds per cycle
 # as fp32 FMA does, so a quantized model gains only memory traffic.
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",  # x86
              "asimd", "asimddp", "i8mm", "sve", "sve2", "fphp", "asimdhp")  # aarch64 (Features line)
 
@@ -125,7 +126,7 @@ def isa_features(cpuinfo: str | None = None) -> list[str]:
 
 
 def int8_dot_product(features: list[str]) -> bool:
-    return any(f in features for f in ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"))
+    return any(f in features for f in INT8_DOT_FLAGS)
 
 
 def machine_info() -> dict:
