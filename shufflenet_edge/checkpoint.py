@@ -26,6 +26,21 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _load_failure(exc: Exception) -> str:
+    """One line on why a safe load failed. torch's own message for a pickle that names code opens
+    with advice to retry with weights_only=False (i.e. to run that code): never pass that on."""
+    text = str(exc).strip()
+    if text.startswith("Weights only load failed"):
+        import re
+
+        found = re.search(r"unsupported GLOBAL (\S+)", text) or re.search(r"global '?([\w.]+)", text)
+        what = f" ({found.group(1)})" if found else ""
+        return (f"the file contains Python code or objects{what} that a safe load (weights only) refuses: "
+                "it is not a checkpoint of tensors")
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first[:200]
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Return the checkpoint dict; a plain state_dict comes back as {"state_dict": ...}."""
     p = Path(path)
@@ -34,8 +49,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt zip, pickle with forbidden globals, truncated file ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"cannot read checkpoint {p}: {first[:200]}") from None
+        raise UsageError(f"cannot read checkpoint {p}: {_load_failure(exc)}") from None
     if not isinstance(obj, dict):
         raise UsageError(f"cannot read checkpoint {p}: expected a dict, got {type(obj).__name__}")
     if obj.get("format") == FORMAT:

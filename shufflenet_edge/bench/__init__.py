@@ -27,8 +27,11 @@ FORMATS = ("torch", "onnx", "tflite")
 _SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite"}
 
 
+MAX_THREADS = 256  # hard maximum of a thread count (each thread costs memory in the runtimes)
+
+
 def parse_threads(threads) -> list[int]:
-    """'1,2,4' or (1, 2) -> [1, 2, 4]; every count >= 1."""
+    """'1,2,4' or (1, 2) -> [1, 2, 4]; every count in 1..MAX_THREADS."""
     items = str(threads).split(",") if isinstance(threads, (str, int)) else list(threads)
     try:
         out = [int(str(t).strip()) for t in items if str(t).strip()]
@@ -36,7 +39,17 @@ def parse_threads(threads) -> list[int]:
         raise UsageError(f"bad --threads '{threads}': use a list like 1,2,4") from None
     if not out or min(out) < 1:
         raise UsageError(f"bad --threads '{threads}': use a list like 1,2,4")
+    if max(out) > MAX_THREADS:
+        raise UsageError(f"bad --threads '{threads}': at most {MAX_THREADS} threads")
     return out
+
+
+def warn_oversubscribed(thread_list: list[int]) -> None:
+    """More threads than this machine's cores is allowed (a scaling study) but measures contention."""
+    cores = os.cpu_count() or 1
+    if max(thread_list) > cores:
+        print(f"warning: --threads {max(thread_list)} is more than this machine's {cores} cores: "
+              "the extra threads share cores", file=sys.stderr)
 
 
 def complete_record(rec: dict, *, model: str, fmt: str, precision: str, input_size, artifact, macs, target: Target) -> dict:
@@ -61,20 +74,38 @@ def complete_record(rec: dict, *, model: str, fmt: str, precision: str, input_si
     return rec
 
 
+def _existing_records(path: Path) -> list:
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder: give a JSON file to append records to, e.g. {path}/bench.json")
+    if not path.exists():
+        return []
+    bad = f"--out {path} exists and is not a JSON list of bench records; not overwriting it"
+    try:
+        existing = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise UsageError(bad) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read --out {path}: {exc.strerror}") from None
+    if not isinstance(existing, list):
+        raise UsageError(bad)
+    return existing
+
+
+def check_records_file(path) -> None:
+    """Before timing: --out must be appendable (a JSON list or absent, in a writable folder)."""
+    from ..io_utils import check_writable
+
+    path = Path(path)
+    _existing_records(path)
+    check_writable(path.parent, what=f"--out {path}")
+
+
 def save_records(path, records: list[dict]) -> Path:
     """Append ``records`` to the JSON list in ``path`` (atomically): earlier results are never lost."""
     from ..io_utils import write_json
 
     path = Path(path)
-    existing = []
-    if path.is_file():
-        try:
-            existing = json.loads(path.read_text())
-        except ValueError:
-            raise UsageError(f"--out {path} exists and is not a JSON list of bench records; not overwriting it") from None
-        if not isinstance(existing, list):
-            raise UsageError(f"--out {path} exists and is not a JSON list of bench records; not overwriting it")
-    return write_json(path, existing + list(records))
+    return write_json(path, _existing_records(path) + list(records))
 
 
 def _artifact_facts(artifact: Path) -> tuple[str, str, str, list | None, int | None, dict]:
@@ -105,6 +136,10 @@ def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=No
     thread_list = parse_threads(threads)
     if cpus:
         parse_cpu_list(cpus)  # a typo fails now, not after a long export
+    if device == "host" and not quiet:
+        warn_oversubscribed(thread_list)
+    if out:
+        check_records_file(out)  # a bad or unwritable --out fails now, not after the timing
     if int(batch) < 1:
         raise UsageError(f"bad --batch {batch}: must be >= 1")
     if device == "arm" and not target and "EDGE_ARM_TARGET" not in os.environ and not quiet:

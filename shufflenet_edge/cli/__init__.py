@@ -24,14 +24,18 @@ def _one_line_errors():
 
 class EdgeGroup(click.Group):
     def invoke(self, ctx):
+        from ..io_utils import sigterm_unwinds
+
         try:
-            return super().invoke(ctx)
+            with sigterm_unwinds():  # SIGTERM cleans up like Ctrl-C (temporary files go), then exits 143
+                return super().invoke(ctx)
         except _one_line_errors() as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(getattr(exc, "exit_code", 1))
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            code = getattr(exc, "exit_code", 130)
+            click.echo("error: terminated" if code == 143 else "error: interrupted", err=True)
+            sys.exit(code)
 
 
 @click.group(cls=EdgeGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,12 +151,11 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
         sample = sample.permute(0, 2, 3, 1).contiguous()
         file_calib = None if calib_x is None else np.ascontiguousarray(calib_x.transpose(0, 2, 3, 1))
 
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create output directory {target.parent}: {exc.strerror}") from None
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    from ..io_utils import atomic_dir, check_writable, sigterm_unwinds, write_error
+
+    # a read-only folder or a full disk fails now, not after the conversion (file ~4 bytes/param)
+    check_writable(target.parent, need_bytes=4 * cx.params + (1 << 20), what=str(target))
+    with sigterm_unwinds(), atomic_dir(target) as work:
         tmp = work / target.name
         job = ConvertJob(file_model, sample, tmp, precision, batch, file_calib)
         converter = importlib.import_module(f"{__name__}.{fmt.converter}")
@@ -166,7 +163,8 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
             try:
                 info = converter.convert(job)
             except Exception as exc:
-                raise RuntimeFailure(f"{fmt.name} {precision} conversion of {meta['name']} failed: {_one_line(exc)}") from None
+                raise write_error(target, exc) or RuntimeFailure(
+                    f"{fmt.name} {precision} conversion of {meta['name']} failed: {_one_line(exc)}") from None
         input_q = info.pop("input_quantization", None)
         side = sidecar(meta, fmt.name, precision, layout, batch, cx.macs, cx.params, input_q,
                        exporter=info.pop("converter", fmt.tool), **info)
@@ -192,8 +190,6 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
         write_json(work / (target.name + ".json"), side)
         os.replace(tmp, target)
         os.replace(work / (target.name + ".json"), Path(str(target) + ".json"))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=target.stat().st_size,
                         seconds=round(time.perf_counter() - t0, 2), parity=side["parity"], metadata=side, notes=notes)
 

@@ -63,7 +63,7 @@ def runner_files() -> list[Path]:
 
 def runner_args(spec: RunSpec, artifact: str, peak: bool = True) -> list[str]:
     """Arguments for ``runner.py`` (an argument list, never a shell string)."""
-    args = [artifact, "--threads", ",".join(str(t) for t in spec.threads), "--runs", str(spec.runs),
+    args = ["--threads", ",".join(str(t) for t in spec.threads), "--runs", str(spec.runs),
             "--warmup", str(spec.warmup), "--rounds", str(spec.rounds), "--batch", str(spec.batch)]
     if spec.engine:
         args += ["--engine", spec.engine]
@@ -71,7 +71,7 @@ def runner_args(spec: RunSpec, artifact: str, peak: bool = True) -> list[str]:
         args.append("--profile")
     if not peak:
         args.append("--no-peak")
-    return args
+    return [*args, "--", artifact]  # "--": a file named like an option (-x.onnx) stays a file name
 
 
 def parse_runner_output(stdout: str, where: str) -> list[dict]:
@@ -119,22 +119,35 @@ class HostTarget(Target):
         return parse_runner_output(proc.stdout, self.name)
 
 
-def parse_cpu_list(text: str) -> set[int]:
-    """'0,2-3' -> {0, 2, 3} (the taskset / cpuset list syntax)."""
-    cpus: set[int] = set()
+MAX_CPU_ID = 1023  # hard maximum of a --cpus entry (checked before any set is built)
+
+
+def cpu_ranges(text: str) -> list[tuple[int, int]]:
+    """'0,2-3' -> [(0, 0), (2, 3)] (the taskset / cpuset list syntax), each id in 0..MAX_CPU_ID."""
+    ranges = []
+    bad = f"bad --cpus '{text}': use a list like 0 or 4-7 or 0,2"
     try:
         for part in str(text).split(","):
             part = part.strip()
-            if "-" in part:
-                lo, hi = part.split("-", 1)
-                cpus.update(range(int(lo), int(hi) + 1))
-            elif part:
-                cpus.add(int(part))
+            if not part:
+                continue
+            lo, hi = part.split("-", 1) if "-" in part else (part, part)
+            lo, hi = int(lo), int(hi)
+            if lo < 0 or hi < lo:
+                raise UsageError(bad)
+            if hi > MAX_CPU_ID:
+                raise UsageError(f"bad --cpus '{text}': cpu {hi} is above the maximum id {MAX_CPU_ID}")
+            ranges.append((lo, hi))
     except ValueError:
-        raise UsageError(f"bad --cpus '{text}': use a list like 0 or 4-7 or 0,2") from None
-    if not cpus:
-        raise UsageError(f"bad --cpus '{text}': use a list like 0 or 4-7 or 0,2")
-    return cpus
+        raise UsageError(bad) from None
+    if not ranges:
+        raise UsageError(bad)
+    return ranges
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """'0,2-3' -> {0, 2, 3}; at most MAX_CPU_ID + 1 entries whatever the text says."""
+    return {c for lo, hi in cpu_ranges(text) for c in range(lo, hi + 1)}
 
 
 def _pin(cpus: set[int]) -> None:
