@@ -1,23 +1,26 @@
-"""shufflenet-edge: ShuffleNet v1/v2 from training to the edge (export, quantize, profile)."""
+"""shufflenet-edge: ShuffleNet v1/v2 from training to the edge (export, quantize, profile).
+
+>>> import shufflenet_edge as se
+>>> se.complexity("v2_1.0x").macs
+144907992
+
+The API functions are bound here eagerly, after their modules are imported: importing a
+submodule (``from shufflenet_edge.train import train``) sets the package attribute of the same
+name to the module, but only the first time, which happens right here; so ``se.train``,
+``se.export``, ``se.bench``, ``se.evaluate``, ``se.complexity`` stay functions. (A lazy
+``__getattr__`` bought nothing: every one of them needs torch.)
+"""
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import EdgeError, UsageError  # noqa: E402
+from .errors import EdgeError, RuntimeFailure, UsageError  # noqa: E402
 from .models import create_model, get_spec, list_models  # noqa: E402
+from .complexity import Complexity, complexity, measure  # noqa: E402
+from .export import ExportResult, export  # noqa: E402
+from .bench import bench  # noqa: E402
+from .train import train  # noqa: E402
+from .evaluate import evaluate  # noqa: E402
 
-
-def __getattr__(name):
-    # Heavy parts (converters, runtimes) import on first use so `import shufflenet_edge` stays fast.
-    if name in ("complexity", "measure"):
-        from . import complexity as _c
-        return getattr(_c, name) if name == "measure" else _c.complexity
-    if name in ("export", "ExportResult"):
-        import importlib
-
-        mod = importlib.import_module(".export", __name__)  # a callable module: export(...)
-        return mod if name == "export" else mod.ExportResult
-    raise AttributeError(name)
-
-
-__all__ = ["__version__", "create_model", "list_models", "get_spec", "EdgeError", "UsageError", "complexity", "measure", "export", "ExportResult"]
+__all__ = ["__version__", "create_model", "list_models", "get_spec", "complexity", "measure", "Complexity",
+           "export", "ExportResult", "bench", "train", "evaluate", "EdgeError", "UsageError", "RuntimeFailure"]

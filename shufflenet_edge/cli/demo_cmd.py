@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from . import main
+from .app import main
 
 
 def print_qr(url: str) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from . import main
+from .app import main
 from .options import console, print_json
 
 

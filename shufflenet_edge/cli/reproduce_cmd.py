@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import main
+from .app import main
 
 _STUDIES = ("v1-table8", "v2-guidelines", "v1-groups", "all")
 _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")  # as edge export's; spelled out so --help loads no exporter

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import RuntimeFailure, UsageError
+from ..errors import RuntimeFailure, UsageError, one_line
 from .formats import FORMATS, LAYOUTS, PRECISIONS, RECIPES, ConvertJob, Format, check_combo, file_name, get_format
 
 __all__ = ["export", "ExportResult", "FORMATS", "PRECISIONS", "LAYOUTS", "RECIPES", "Format", "get_format"]
@@ -80,11 +80,6 @@ def _calibration(meta: dict, precision: str, calib, calib_size: int, notes: list
     h, w = meta["input_size"]
     notes.append(f"int8 calibrated on {calib_size} random inputs (untrained model, no --calib)")
     return np.random.default_rng(0).standard_normal((int(calib_size), 3, h, w)).astype(np.float32)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return (text or type(exc).__name__)[:300]
 
 
 def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "fp32", calib: str | None = None,
@@ -164,7 +159,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
                 info = converter.convert(job)
             except Exception as exc:
                 raise write_error(target, exc) or RuntimeFailure(
-                    f"{fmt.name} {precision} conversion of {meta['name']} failed: {_one_line(exc)}") from None
+                    f"{fmt.name} {precision} conversion of {meta['name']} failed: {one_line(exc)}") from None
         input_q = info.pop("input_quantization", None)
         side = sidecar(meta, fmt.name, precision, layout, batch, cx.macs, cx.params, input_q,
                        exporter=info.pop("converter", fmt.tool), **info)
@@ -177,7 +172,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
             with silenced(not verbose):
                 parity = check(net, tmp, x, side, engine=fmt.runtime)
         except Exception as exc:
-            raise RuntimeFailure(f"{fmt.runtime} cannot run the exported {target.name}: {_one_line(exc)}") from None
+            raise RuntimeFailure(f"{fmt.runtime} cannot run the exported {target.name}: {one_line(exc)}") from None
         if precision == "fp32" and not parity["max_abs_diff"] <= fp32_tolerance(parity):
             raise RuntimeFailure(f"parity check failed for {target.name}: max abs diff {parity['max_abs_diff']:.3g} "
                                  f"> {fp32_tolerance(parity):.3g} against PyTorch (outputs up to "
@@ -192,14 +187,3 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
         os.replace(work / (target.name + ".json"), Path(str(target) + ".json"))
     return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=target.stat().st_size,
                         seconds=round(time.perf_counter() - t0, 2), parity=side["parity"], metadata=side, notes=notes)
-
-
-class _CallableModule(type(sys)):
-    """``shufflenet_edge.export`` is this package, and importing it rebinds that attribute to the
-    module; making the module callable keeps ``shufflenet_edge.export(...)`` working either way."""
-
-    def __call__(self, *args, **kwargs) -> ExportResult:
-        return export(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

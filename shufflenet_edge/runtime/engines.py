@@ -13,8 +13,13 @@ import os
 
 import numpy as np
 
+if __package__:  # inside the toolkit: one error base for everything a user can meet
+    from ..errors import RuntimeFailure as _ErrorBase
+else:  # copied to a board and run as a plain module: standard library only
+    _ErrorBase = Exception
 
-class EngineError(Exception):
+
+class EngineError(_ErrorBase):
     """The file cannot be opened or run by this runtime (one line, for the user)."""
 
 
