@@ -3,7 +3,10 @@ committed results (with the machine, versions and date, so a number can be trace
 from __future__ import annotations
 
 COLUMNS = ("model", "format", "precision", "engine", "threads", "p50 ms", "mean ms", "p90 ms", "cv", "spread",
-           "GMAC/s", "% peak", "RSS MB", "size", "target")
+           "GMAC/s", "% peak", "RSS MB", "size", "target", "95% CI", "verdict")
+
+SPREAD_NOTE = ("spread = how far apart the medians of the interleaved rounds are (max/min - 1): load that comes and "
+               "goes shows there; +-CI = half-width of the median's 95% bootstrap confidence interval")
 
 
 def _size(n) -> str:
@@ -26,7 +29,111 @@ def row(rec: dict) -> list[str]:
             f"{lat['cv']:.1%}" if lat.get("cv") is not None else "-", f"{rec.get('rounds', {}).get('spread', 0):.1%}" if rec.get("rounds") else "-",
             f"{rec['gmacs_per_s']:.2f}" if rec.get("gmacs_per_s") else "-", f"{frac:.0%}" if frac else "-",
             f"{rec['peak_rss_mb']:.0f}" if rec.get("peak_rss_mb") is not None else "-", _size(rec.get("size_bytes")),
-            target]
+            target, _ci(rec), _verdict(rec)]
+
+
+def _ci(rec: dict) -> str:
+    st = rec.get("stability") or {}
+    return f"+-{st['ci_halfwidth']:.1%}" if st.get("ci_halfwidth") is not None else "-"
+
+
+def _verdict(rec: dict) -> str:
+    v = (rec.get("stability") or {}).get("verdict")
+    return "NOISY" if v == "noisy" else (v or "-")
+
+
+def noisy(records: list[dict]) -> list[dict]:
+    return [r for r in records if (r.get("stability") or {}).get("verdict") == "noisy"]
+
+
+_ENGINE_SHORT = {"onnxruntime": "ort", "tflite-runtime": "tflrt", "benchmark_model": "bm"}
+# Terminal columns in the order they are given up when the table is wider than the terminal.
+_TERM_COLUMNS = (("model", True), ("file", True), ("eng", False), ("thr", True), ("p50 ms", True),
+                 ("+-CI", True), ("spread", True), ("%peak", False), ("verdict", True))
+_TERM_DROP = ("short eng", "%peak", "eng")
+
+
+def _term_row(rec: dict) -> dict:
+    lat = rec["latency_ms"]
+    frac = rec.get("fraction_of_peak")
+    spread = (rec.get("rounds") or {}).get("spread")
+    return {"model": str(rec.get("model")), "file": f"{rec.get('format')} {rec.get('precision')}",
+            "eng": str(rec.get("engine")), "thr": str(rec.get("threads")),
+            "p50 ms": _ms(lat.get("p50")), "+-CI": _ci(rec).replace("+-", ""),
+            "spread": f"{spread:.1%}" if spread is not None else "-", "%peak": f"{frac:.0%}" if frac else "-",
+            "verdict": _verdict(rec)}
+
+
+def terminal_table(records: list[dict], width: int = 80) -> str:
+    """The bench table for a terminal: whole numbers only, never wider than ``width``.
+
+    Columns the width cannot hold are left out (``--json`` has every field); noisy rows say
+    NOISY in capitals and start with '!'.
+    """
+    rows = [_term_row(r) for r in records]
+    cols = [c for c, _ in _TERM_COLUMNS]
+    left = {"model", "file", "eng"}
+
+    def render(cols):
+        w = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+        fmt = lambda vals: "  " + " ".join(v.ljust(w[c]) if c in left else v.rjust(w[c]) for c, v in zip(cols, vals))
+        lines = [fmt(cols)] + [fmt([r[c] for c in cols]) for r in rows]
+        lines = [lines[0]] + [("!" + ln[1:]) if r["verdict"] == "NOISY" else ln for ln, r in zip(lines[1:], rows)]
+        return lines
+
+    lines = render(cols)
+    for drop in _TERM_DROP:
+        if max(len(x) for x in lines) <= width:
+            break
+        if drop == "short eng":
+            for r in rows:
+                r["eng"] = _ENGINE_SHORT.get(r["eng"], r["eng"])
+        else:
+            cols.remove(drop)
+        lines = render(cols)
+    return "\n".join(ln.rstrip() for ln in lines)
+
+
+_CAUSE = {"ci_halfwidth": "wide CI", "spread": "rounds disagree", "cv": "high cv", "freq_change": "clock changed"}
+
+
+def noisy_causes(records: list[dict]) -> str:
+    """'other processes used up to 77% of the cores, rounds disagree, load 4.0 on 2 cores'."""
+    keys = {k for r in records for k in (r.get("stability") or {}).get("exceeded", [])}
+    st = [r.get("stability") or {} for r in records]
+    parts = []
+    shares = [x["others_cpu_share"] for x in st if x.get("others_cpu_share") is not None]
+    if "others_cpu_share" in keys:
+        parts.append(f"other processes used up to {max(shares):.0%} of the cores")
+    parts += [v for k, v in _CAUSE.items() if k in keys]
+    loads = [v for x in st for v in (x.get("load_1min") or []) if v is not None]
+    if loads:
+        cores = (records[0].get("device") or {}).get("cores")
+        parts.append(f"load average up to {max(loads):.1f}" + (f" on {cores} cores" if cores else ""))
+    return ", ".join(parts)
+
+
+def summary_lines(records: list[dict]) -> list[str]:
+    """How each figure was measured, how many rows are noisy and why, and what to do about it."""
+    out = []
+    stops = [r.get("measure") or {} for r in records]
+    ci = sum(1 for m in stops if m.get("stopped") == "ci")
+    budget = [m for m in stops if m.get("stopped") == "budget"]
+    if ci or budget:
+        m0 = next(m for m in stops if m.get("mode") == "adaptive")
+        out.append(f"measured until the median's 95% CI was within +-{m0['target_ci']:.0%} or {m0['max_seconds']:g} s "
+                   f"per file were spent (--max-seconds): {ci} row(s) reached the CI, {len(budget)} spent the budget")
+    elif records:
+        out.append(f"fixed run count (--runs {records[0].get('runs')}); without --runs, bench measures until stable")
+    bad = noisy(records)
+    if bad:
+        out.append(f"{len(bad)} of {len(records)} row(s) NOISY ({noisy_causes(bad)}): the machine was busy while "
+                   "measuring. Close other work and rerun, pin to an idle core with --cpus, or give it longer with "
+                   "--max-seconds; compare only stable rows")
+    elif records and all(r.get("stability") for r in records):
+        out.append(f"all {len(records)} row(s) stable")
+    out.append(SPREAD_NOTE)
+    return out
 
 
 def rich_table(records: list[dict], title: str | None = None):
@@ -45,11 +152,17 @@ def rich_table(records: list[dict], title: str | None = None):
 
 
 def machine_line(records: list[dict]) -> str:
+    from ..runtime.timing import machine_summary
+
     r = records[0]
     d = r.get("device", {})
-    return (f"{d.get('cpu')} ({d.get('machine')}, {d.get('cores')} cores, governor {d.get('governor') or 'n/a'}), "
-            f"{d.get('system', '')}, Python {d.get('python', '')}; single-thread sgemm peak "
-            f"{r.get('cpu_peak_gmacs') or '-'} GMAC/s")
+    peaks = {}
+    for x in records:
+        if x.get("cpu_peak_gmacs"):
+            peaks.setdefault(x.get("cpu_peak_precision") or "fp32", x["cpu_peak_gmacs"])
+    peak_s = ", ".join(f"{p} {g} GMAC/s" for p, g in peaks.items()) or "-"
+    return (f"{machine_summary(d)}, governor {d.get('governor') or 'n/a'}, "
+            f"{d.get('system', '')}, Python {d.get('python', '')}; single-thread GEMM peak {peak_s}")
 
 
 def markdown(records: list[dict], title: str, how: str, versions: dict | None = None) -> str:
@@ -70,6 +183,7 @@ def markdown(records: list[dict], title: str, how: str, versions: dict | None = 
     for r in records:
         ipi = r.get("instructions_per_inference")
         lines.append("| " + " | ".join(row(r) + [f"{ipi:,}" if ipi else "-"]) + " |")
+    lines += [""] + [f"- {x}" for x in summary_lines(records)]
     return "\n".join(lines) + "\n"
 
 

@@ -67,8 +67,9 @@ def run_torch(spec) -> list[dict]:
     for t in spec.threads:
         # torch's thread count is process-wide, so thread counts cannot be interleaved in one loop
         with torch_threads(t):
-            res = timing.time_cases([(invoke, x)], spec.runs, spec.warmup, spec.rounds)[0]
-            prof = _profile(model, x, max(1, min(spec.runs, 20))) if spec.profile else None
+            res = timing.time_cases([(invoke, x)], spec.runs, spec.warmup, spec.rounds,
+                                    max_seconds=spec.max_seconds, threads=[t])[0]
+            prof = _profile(model, x, max(1, min(spec.runs or 20, 20))) if spec.profile else None
         rec = {"engine": "torch", "runtime_version": torch.__version__, "threads": int(t), "batch": int(spec.batch),
                "warmup": int(spec.warmup), "peak_rss_mb": round(timing.peak_rss_mb(), 1), "size_bytes": weight_bytes,
                "device": dict(device), **res}
@@ -78,5 +79,6 @@ def run_torch(spec) -> list[dict]:
     peak = timing.gemm_peak_gmacs()
     for rec in records:
         rec["cpu_peak_gmacs"] = peak["gmacs"]
-        rec["cpu_peak_method"] = f"{peak['how']} sgemm {peak['n']}"
+        rec["cpu_peak_method"] = peak["method"]
+        rec["cpu_peak_precision"] = peak["precision"]
     return records

@@ -21,7 +21,11 @@ _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
               help="arm without --target: local on aarch64, else $EDGE_ARM_TARGET, else qemu (emulated).")
 @click.option("--target", default=None, help="local | ssh://user@host[:port] | adb://SERIAL | qemu")
 @click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts, e.g. 1,2,4.")
-@click.option("--runs", type=int, default=None, help="Timed runs [default: 100; 5 under qemu].")
+@click.option("--runs", type=int, default=None,
+              help="Fixed number of timed runs [default: measure until the median's 95% CI is within +-2% or "
+                   "--max-seconds are spent; 100 on a phone or in a browser, 5 under qemu].")
+@click.option("--max-seconds", type=float, default=None,
+              help="Time budget per file for measuring until stable [default: 8].")
 @click.option("--warmup", type=int, default=None, help="Warm-up runs [default: 10; 1 under qemu].")
 @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
               help="Interleaved rounds the runs are split into (a noisy machine shows as spread between rounds).")
@@ -38,23 +42,32 @@ _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 @click.option("--profile", is_flag=True, help="Per-op breakdown (ONNX Runtime / PyTorch profiler).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of records.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Append the records to this JSON file.")
-def bench_command(model, checkpoint, fmt, precision, artifact, device, target, threads, runs, warmup, rounds,
+def bench_command(model, checkpoint, fmt, precision, artifact, device, target, threads, runs, max_seconds, warmup, rounds,
                   input_size, num_classes, batch, layout, engine, cpus, remote_python, benchmark_binary, wait,
                   profile, as_json, out):
     """Latency of MODEL (exported on the fly) or of an --artifact file, on this host or an ARM device."""
     from ..bench import bench
-    from ..bench.report import rich_table
+    from ..bench.report import summary_lines, terminal_table
+    from ..runtime.timing import DEFAULT_MAX_SECONDS, TARGET_CI
 
+    if runs is None and device == "host" and not as_json:
+        click.echo(f"measuring until the median's 95% CI is within +-{TARGET_CI:.0%}, at most "
+                   f"{max_seconds or DEFAULT_MAX_SECONDS:g} s per file (--max-seconds; --runs N for a fixed count)",
+                   err=True)
     records = bench(model=model, format=fmt, precision=precision, artifact=artifact, checkpoint=checkpoint,
                     device=device, target=target, threads=threads, runs=runs, warmup=warmup, rounds=rounds,
                     input_size=input_size, batch=batch, cpus=cpus, remote_python=remote_python,
                     benchmark_binary=benchmark_binary, profile=profile, out=out, engine=engine,
-                    num_classes=num_classes, layout=layout, wait=wait)
+                    num_classes=num_classes, layout=layout, wait=wait, max_seconds=max_seconds)
     if as_json:
         print_json(records)
         return
     con = console()
-    con.print(rich_table(records))
+    click.echo(terminal_table(records, width=max(80, con.width) if con.is_terminal else 80))
+    import textwrap
+
+    for line in summary_lines(records):
+        click.echo(textwrap.fill(line, width=80, subsequent_indent="  "))
     for r in records:
         prof = r.get("profile")
         if not prof:

@@ -66,31 +66,37 @@ def _profile_ort(path: str, threads: int, x: np.ndarray, runs: int, warmup: int,
     return opgroups.group_ort_events(events, runs)
 
 
-def run(artifact: str, engine: str | None = None, threads=(1,), runs: int = 100, warmup: int = 10,
+def run(artifact: str, engine: str | None = None, threads=(1,), runs: int | None = 100, warmup: int = 10,
         rounds: int = timing.DEFAULT_ROUNDS, batch: int = 1, profile: bool = False, peak: bool = True,
-        metadata: dict | None = None, workdir: str | None = None, on_round=None) -> list[dict]:
-    """One record per thread count (device-side fields only; the host adds model facts)."""
+        metadata: dict | None = None, workdir: str | None = None, on_round=None,
+        max_seconds: float | None = None) -> list[dict]:
+    """One record per thread count (device-side fields only; the host adds model facts).
+
+    ``runs=None`` measures until stable within ``max_seconds`` (``timing.time_cases``)."""
     size = os.path.getsize(artifact)
     name = engine or engines.default_engine(artifact)
     opened = [engines.open_engine(artifact, engine=name, threads=t, metadata=metadata) for t in threads]
     x = bench_input(opened[0], batch)
     cases = [(e.invoke, e.prepare(x)) for e in opened]
-    timed = timing.time_cases(cases, runs, warmup, rounds, on_round=on_round)
+    timed = timing.time_cases(cases, runs, warmup, rounds, on_round=on_round, max_seconds=max_seconds,
+                              threads=threads)
     rss = timing.peak_rss_mb()
-    cpu_peak = timing.gemm_peak_gmacs() if peak else None
+    precision = (metadata or opened[0].metadata or {}).get("precision")
+    cpu_peak = timing.peak_for(precision) if peak else None
     device = timing.machine_info()
     records = []
     for e, t, res in zip(opened, threads, timed):
         rec = {"engine": e.name, "runtime_version": e.runtime_version, "threads": int(t), "batch": int(batch),
                "warmup": int(warmup), "peak_rss_mb": round(rss, 1), "size_bytes": size, "device": dict(device),
                "cpu_peak_gmacs": cpu_peak["gmacs"] if cpu_peak else None,
-               "cpu_peak_method": f"{cpu_peak['how']} sgemm {cpu_peak['n']}" if cpu_peak else None, **res}
+               "cpu_peak_method": cpu_peak["method"] if cpu_peak else None,
+               "cpu_peak_precision": cpu_peak["precision"] if cpu_peak else None, **res}
         if profile:
             if e.name != "onnxruntime":
                 rec["profile"] = {"error": f"no per-op profile from Python for {e.name} (TFLite's C++ "
                                            "benchmark_model --enable_op_profiling gives one)"}
             else:
-                rec["profile"] = _profile_ort(artifact, t, x, max(1, min(runs, 20)), min(warmup, 3),
+                rec["profile"] = _profile_ort(artifact, t, x, max(1, min(runs or 20, 20)), min(warmup, 3),
                                               e.metadata, workdir or tempfile.gettempdir())
         records.append(rec)
     for e in opened:
@@ -103,7 +109,8 @@ def main(argv=None) -> int:
     p.add_argument("artifact")
     p.add_argument("--engine", default=None)
     p.add_argument("--threads", default="1", help="comma-separated thread counts")
-    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--runs", type=int, default=None, help="fixed run count (default: measure until stable)")
+    p.add_argument("--max-seconds", type=float, default=None, help="time budget of the until-stable loop")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--rounds", type=int, default=timing.DEFAULT_ROUNDS)
     p.add_argument("--batch", type=int, default=1)
@@ -113,7 +120,7 @@ def main(argv=None) -> int:
     try:
         threads = [int(t) for t in a.threads.split(",") if t.strip()]
         records = run(a.artifact, a.engine, threads, a.runs, a.warmup, a.rounds, a.batch, a.profile,
-                      peak=not a.no_peak)
+                      peak=not a.no_peak, max_seconds=a.max_seconds)
     except engines.EngineError as exc:
         print(json.dumps({"error": str(exc)}))
         return 3

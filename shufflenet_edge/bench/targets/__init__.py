@@ -25,7 +25,7 @@ class RunSpec:
     artifact: Path | None  # None for the torch engine, which runs the model itself
     engine: str | None = None  # None: the first installed runtime for the file type
     threads: list[int] = field(default_factory=lambda: [1])
-    runs: int = 100
+    runs: int | None = 100  # None: measure until stable within max_seconds (runtime/timing.py)
     warmup: int = 10
     rounds: int = 5
     batch: int = 1
@@ -35,6 +35,7 @@ class RunSpec:
     benchmark_binary: str | None = None
     model: object = None  # torch.nn.Module for the torch engine
     metadata: dict | None = None
+    max_seconds: float | None = None
 
 
 class Target:
@@ -44,6 +45,9 @@ class Target:
     name = "host"
     emulated = False
     formats = ("onnx", "tflite", "torch")
+    # Runs runtime/runner.py (or the torch engine), whose loop can measure until stable; the
+    # others take a fixed run count (benchmark_model on a phone, the browser page, qemu counting).
+    until_stable = False
 
     def run(self, spec: RunSpec) -> list[dict]:
         raise NotImplementedError
@@ -63,8 +67,12 @@ def runner_files() -> list[Path]:
 
 def runner_args(spec: RunSpec, artifact: str, peak: bool = True) -> list[str]:
     """Arguments for ``runner.py`` (an argument list, never a shell string)."""
-    args = ["--threads", ",".join(str(t) for t in spec.threads), "--runs", str(spec.runs),
+    args = ["--threads", ",".join(str(t) for t in spec.threads),
             "--warmup", str(spec.warmup), "--rounds", str(spec.rounds), "--batch", str(spec.batch)]
+    if spec.runs:
+        args += ["--runs", str(spec.runs)]
+    if spec.max_seconds is not None:
+        args += ["--max-seconds", f"{float(spec.max_seconds):g}"]
     if spec.engine:
         args += ["--engine", spec.engine]
     if spec.profile:
@@ -96,6 +104,8 @@ class HostTarget(Target):
     Files run in a child process, exactly as on a board: the peak RSS is the runtime's own (not
     torch's, which the parent has loaded), and a runtime that crashes cannot take the caller down.
     """
+
+    until_stable = True
 
     def __init__(self, name: str = "host"):
         self.name = name

@@ -86,6 +86,7 @@ class SshTarget(Target):
     """A board reached with the system's ssh and scp; see the module docstring for settings."""
 
     emulated = False
+    until_stable = True
     formats = ("onnx", "tflite")
 
     def __init__(self, url: str, connect_timeout: int | None = None):
