@@ -24,7 +24,7 @@ _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 @click.option("--runs", type=int, default=None,
               help="Fixed number of timed runs [default: measure until the median's 95% CI is within +-2% or "
                    "--max-seconds are spent; 100 on a phone or in a browser, 5 under qemu].")
-@click.option("--max-seconds", type=float, default=None,
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Time budget per file for measuring until stable [default: 8].")
 @click.option("--warmup", type=int, default=None, help="Warm-up runs [default: 10; 1 under qemu].")
 @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
