@@ -16,23 +16,26 @@ import numpy as np
 import pytest
 
 from shufflenet_edge.bench.targets import RunSpec, TargetError
-from shufflenet_edge.demo import APP_DIR, DemoServer
+from shufflenet_edge.demo import DemoServer
+from shufflenet_edge.demo.assets import runtimes_missing
 from shufflenet_edge.runtime.timing import stats_ms
 
 NODE = shutil.which("node")
 CHROMIUM = Path("/usr/bin/chromium")
+NPM_DIR = Path(__file__).resolve().parents[1] / "android_demo"  # node_modules (playwright-core) and drive.mjs
 RECORD_KEYS = {"model", "format", "precision", "engine", "runtime_version", "threads", "batch", "input_size",
                "artifact", "device", "latency_ms", "rounds", "runs", "warmup", "peak_rss_mb", "size_bytes", "macs",
                "gmacs_per_s", "cpu_peak_gmacs", "toolkit_version", "timestamp"}
-needs_npm = pytest.mark.skipif(not (APP_DIR / "node_modules" / "onnxruntime-web").is_dir(),
-                               reason="npm packages not installed (scripts/setup.sh runs npm ci in android_demo/)")
+needs_npm = pytest.mark.skipif(runtimes_missing() is not None,
+                               reason="demo runtimes not vendored (scripts/setup.sh runs npm ci in android_demo/)")
 
 
 def _sidecar(model: Path, **extra) -> dict:
     meta = {"model": "v2_1.0x", "format": model.suffix[1:], "precision": "int8", "layout": "nchw",
             "input_size": [32, 32], "input_shape": [1, 3, 32, 32], "macs": 45_000_000, "labels": list("0123456789"),
             "preprocessing": {"channel_order": "RGB", "pixel_scale": 255.0, "mean": [0.3] * 3, "std": [0.3] * 3},
-            "input_quantization": None, **extra}
+            "input_quantization": None, "parity": {"max_abs_diff": 0.01, "cosine": 0.999, "top1_agreement": 1.0,
+                                                   "n": 8, "engine": "onnxruntime"}, **extra}
     Path(str(model) + ".json").write_text(json.dumps(meta))
     return meta
 
@@ -55,9 +58,11 @@ def server(models, tmp_path):
 
 
 def _request(srv, method, path, body=None, headers=None):
+    """One request; a POST says it is JSON unless ``headers`` say otherwise (as the page's fetch does)."""
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
     try:
-        conn.request(method, path, body=body, headers=headers or {})
+        conn.request(method, path, body=body,
+                     headers={**({"Content-Type": "application/json"} if method == "POST" else {}), **(headers or {})})
         resp = conn.getresponse()
         return resp.status, dict(resp.getheaders()), resp.read()
     finally:
@@ -87,9 +92,11 @@ def test_serves_app_runtimes_and_models_with_isolation_headers(server):
     status, _, body = _request(server, "GET", "/api/models")
     listing = json.loads(body)
     by_file = {m["file"]: m for m in listing["models"]}
-    assert set(by_file) == {"net.onnx", "bare.tflite"}
+    assert set(by_file) == {"net.onnx"}
     assert by_file["net.onnx"]["metadata"]["input_size"] == [32, 32]
-    assert by_file["bare.tflite"]["metadata"] is None  # the page refuses it with a message
+    # a file without metadata is not offered (nor served), and the listing says why for the page
+    assert [s["file"] for s in listing["skipped"]] == ["bare.tflite"] and "metadata" in listing["skipped"][0]["reason"]
+    assert _request(server, "GET", "/models/bare.tflite")[0] == 404
     assert listing["runtimes"]["onnxruntime-web"] == "1.30.0"
     manifest = json.loads(_request(server, "GET", "/manifest.webmanifest")[2])
     assert manifest["display"] == "standalone" and {i["sizes"] for i in manifest["icons"]} >= {"192x192", "512x512"}
@@ -130,7 +137,7 @@ def test_report_becomes_a_bench_record(server, tmp_path):
     (_report(artifact="../secret.txt"), 400, "unknown artifact"),
     (_report(artifact="net.onnx.json"), 400, "unknown artifact"),
     (_report(engine="tfjs-tflite"), 400, "does not run .onnx"),
-    (_report(rounds_ms=[[1.0, float("nan")]]), 400, "bad latency sample"),
+    (_report(rounds_ms=[[1.0, float("nan")]]), 400, "NaN"),
     (_report(rounds_ms=[[1.0, -2.0]]), 400, "bad latency sample"),
     (_report(rounds_ms=[]), 400, "rounds_ms"),
     (b"[1, 2]", 400, "JSON object"),
@@ -153,7 +160,7 @@ def test_browser_target_returns_the_reported_records(models, tmp_path):
     got = {}
 
     def page():  # stands in for the person pressing "Run benchmark": a real POST to the real server
-        while target.server is None or target.server._httpd is None:
+        while target.url is None:
             time.sleep(0.05)
         got["status"] = _request(target.server, "POST", "/api/report", _report())[0]
 
@@ -260,8 +267,8 @@ def _decisive_image(files, out_dir: Path):
 
 
 def _drive(url: str, *args: str, timeout: float = 300) -> dict:
-    proc = subprocess.run([NODE, str(APP_DIR / "scripts" / "drive.mjs"), url, *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=APP_DIR)
+    proc = subprocess.run([NODE, str(NPM_DIR / "scripts" / "drive.mjs"), url, *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=NPM_DIR)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "error" not in out, out
@@ -337,7 +344,7 @@ def test_page_explains_models_it_cannot_run(trained_exports, tmp_path):
     shutil.copy(str(files[1]) + ".json", d / "broken.tflite.json")
     with DemoServer(d, port=0, out=tmp_path / "r") as srv:
         got = _drive(srv.url(model="nometa.onnx"))
-        assert "nometa.onnx has no metadata" in got["message"] and got["ready_error"]
+        assert "nometa.onnx is not offered: no readable metadata" in got["message"] and got["ready_error"]
         got = _drive(srv.url(model="broken.tflite"))
         assert "cannot run broken.tflite" in got["message"]
         assert "\n" not in got["message"]

@@ -1,6 +1,6 @@
 // Drive the demo page in headless Chromium (Debian's /usr/bin/chromium, through playwright-core):
 //   node scripts/drive.mjs URL [--classify IMAGE_URL] [--bench RUNS] [--click-bench] [--screenshot FILE.png]
-// Prints one JSON line: {model, engine, classify, bench, message} or {error}.
+// Prints one JSON line: {model, engine, classify, warmup, bench, message} or {error}.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,6 +35,7 @@ try {
       // a local file goes in as a data: URL (the server serves no images)
       const src = existsSync(opt.classify) ? `data:image/png;base64,${readFileSync(opt.classify).toString("base64")}` : opt.classify;
       out.classify = await page.evaluate((u) => window.edgeDemo.classify(u), src);
+      out.warmup = await page.evaluate(() => window.edgeDemo.warmup);
     }
     if (opt.bench) out.bench = await page.evaluate((n) => window.edgeDemo.bench(n), parseInt(opt.bench, 10));
     if (opt["click-bench"]) {

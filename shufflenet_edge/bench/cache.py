@@ -11,10 +11,7 @@ import json
 import os
 from pathlib import Path
 
-
-def cache_root() -> Path:
-    base = os.environ.get("EDGE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "shufflenet-edge")
-    return Path(base)
+from ..user_cache import cache_root  # noqa: F401  (re-exported: bench.cache.cache_root)
 
 
 def _versions() -> dict:

@@ -26,9 +26,12 @@ def print_qr(url: str) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0 picks a free port.")
 @click.option("--https", is_flag=True, help="TLS with a cached self-signed certificate (camera and WASM threads "
               "need a secure context on a phone that is not using adb reverse).")
-@click.option("--out", type=click.Path(file_okay=False), default="bench/results/browser", show_default=True,
-              help="Where `Run benchmark` reports are stored as edge bench records.")
-@click.option("--model", "select", default=None, help="Preselect this file of --models in the page.")
+@click.option("--results-dir", "--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Where `Run benchmark` reports are stored as edge bench records, and read back to open the "
+              "page on the fastest file.  [default: <--models>/browser-results]")
+@click.option("--model", "select", default=None, help="Open the page on this file of --models (default: the "
+              "fastest by the latest browser report, else int8 TFLite, int8 ONNX, fp32 TFLite, fp32 ONNX, the rest; "
+              "dynamic-range last).")
 @click.option("--no-qr", is_flag=True, help="Do not print the QR code.")
 def demo_command(models_dir, host, port, https, out, select, no_qr):
     """Serve the on-device demo (WebAssembly inference in the browser) and collect its benchmarks.
@@ -45,9 +48,13 @@ def demo_command(models_dir, host, port, https, out, select, no_qr):
                    f"{rec['threads']} thread(s): p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms "
                    f"({rec['runs']} runs) -> {saved}", err=False)
 
-    server = DemoServer(models_dir, host=host, port=port, https=https, out=out, on_report=reported).start()
+    server = DemoServer(models_dir, host=host, port=port, https=https, out=out, on_report=reported)
+    if select:
+        server.check_model(select)
+    server.start()
     try:
         click.echo(f"serving {server.models_dir} at {server.url(model=select)}")
+        click.echo(f"browser reports go to {server.out} (--results-dir)")
         phone = server.phone_url(model=select)
         if phone:
             click.echo(f"on a phone on this network: {phone}")

@@ -1,193 +1,156 @@
-"""The demo's HTTP(S) server: static app, npm runtimes, models, and the report endpoint.
+"""The demo's HTTP(S) server: the app, its runtimes, the models, and the report endpoint.
 
 Every response carries COOP/COEP (cross-origin isolation: SharedArrayBuffer, hence WASM
-threads); nothing is served from outside the app, the runtimes' package folders or the models
-directory.
+threads), errors included. Nothing is served from outside the app folder or the models folder,
+and from the models folder only what :mod:`.catalog` lists. Reports are accepted only from the
+page itself (same origin, JSON). The HTTP layer (:mod:`.http11`) bounds what a client can hold.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import mimetypes
-import socket
 import ssl
 import sys
 import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from ..errors import UsageError
-from .paths import inside
-from .reports import DEFAULT_OUT, MAX_BODY, ReportError, build_record, save_record
+from .assets import APP_DIR, app_file, runtime_versions, runtimes_missing
+from .catalog import default_choice, find, scan, served_file
+from .http11 import QUIET, HTTPServer, Limits, Request, Response
+from .net import lan_address
+from .report_checks import ReportError, parse_report
+from .reports import MAX_BODY, build_record, save_record
 
-APP_DIR = Path(__file__).resolve().parents[2] / "android_demo"
-APP_FILES = ("index.html", "sw.js", "manifest.webmanifest", "src/", "icons/")
-# URL name -> the npm package folder it serves (whole package: tfjs-tflite keeps its WASM outside dist/)
-VENDOR = {"onnxruntime-web": "onnxruntime-web/dist", "tfjs-core": "@tensorflow/tfjs-core/dist",
-          "tfjs-tflite": "@tensorflow/tfjs-tflite"}
-RUNTIME_PACKAGES = {"onnxruntime-web": "onnxruntime-web", "tfjs-tflite": "@tensorflow/tfjs-tflite"}
-MODEL_SUFFIXES = (".onnx", ".tflite")
+RESULTS_SUBDIR = "browser-results"  # default --results-dir, inside --models: beside the files it times
 TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
          ".webmanifest": "application/manifest+json", ".json": "application/json", ".onnx": "application/octet-stream",
          ".tflite": "application/octet-stream", ".png": "image/png", ".css": "text/css", ".html": "text/html"}
-ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
-             "Cross-Origin-Resource-Policy": "same-origin", "X-Content-Type-Options": "nosniff"}
+ISOLATION = [("Cross-Origin-Opener-Policy", "same-origin"), ("Cross-Origin-Embedder-Policy", "require-corp"),
+             ("Cross-Origin-Resource-Policy", "same-origin"), ("X-Content-Type-Options", "nosniff"),
+             ("Cache-Control", "no-cache")]
 
 
-def _versions() -> dict:
-    out = {}
-    for engine, pkg in RUNTIME_PACKAGES.items():
-        try:
-            out[engine] = json.loads((APP_DIR / "node_modules" / pkg / "package.json").read_text())["version"]
-        except (OSError, ValueError, KeyError):
-            out[engine] = ""
-    return out
+def default_results_dir(models_dir) -> Path:
+    return Path(models_dir) / RESULTS_SUBDIR
 
 
-def list_models(models_dir: Path) -> list[dict]:
-    from ..runtime.engines import EngineError, load_sidecar
-
-    models = []
-    for path in sorted(p for p in models_dir.rglob("*") if p.suffix.lower() in MODEL_SUFFIXES and p.is_file()):
-        rel = path.relative_to(models_dir).as_posix()
-        try:
-            meta = load_sidecar(path) or None
-        except EngineError:
-            meta = None  # the page says the metadata is unreadable
-        models.append({"file": rel, "url": f"/models/{rel}", "format": path.suffix.lower()[1:],
-                       "size_bytes": path.stat().st_size, "metadata": meta})
-    return models
+def json_response(status: int, obj) -> Response:
+    return Response(int(status), [*ISOLATION, ("Content-Type", "application/json")], (json.dumps(obj) + "\n").encode())
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server_version = "shufflenet-edge-demo"
-    protocol_version = "HTTP/1.1"
+def error_response(status: int, text: str) -> Response:
+    return json_response(status, {"error": text})
 
-    @property
-    def demo(self) -> DemoServer:
-        return self.server.demo  # type: ignore[attr-defined]
 
-    def log_message(self, fmt, *args):  # the CLI prints what matters (reports), not every request
-        if self.demo.verbose:
-            sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
+def list_models(models_dir: Path, results_dir: Path) -> dict:
+    """The ``/api/models`` answer: offered files with their metadata, what was left out and why,
+    and the file the page opens on."""
+    entries, skipped = scan(models_dir)
+    models = [{"file": e.rel, "url": f"/models/{e.rel}", "format": e.format, "size_bytes": e.path.stat().st_size,
+               "metadata": e.metadata, "verified": True} for e in entries]
+    return {"models": models, "skipped": skipped, "default": default_choice(entries, results_dir),
+            "runtimes": runtime_versions(), "models_dir": str(models_dir), "results_dir": str(results_dir)}
 
-    def _send(self, status: int, body: bytes, ctype: str, head_only: bool = False):
-        self.send_response(status)
-        for k, v in ISOLATION.items():
-            self.send_header(k, v)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-        if not head_only:
-            self.wfile.write(body)
 
-    def _json(self, status: int, obj, head_only: bool = False):
-        self._send(status, (json.dumps(obj) + "\n").encode(), "application/json", head_only)
-
-    def _file(self, path: Path | None, head_only: bool):
-        if path is None:
-            return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"}, head_only)
-        ctype = TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        self._send(HTTPStatus.OK, path.read_bytes(), ctype, head_only)
-
-    def _resolve(self, route: str) -> Path | None:
-        if route in ("/", "/index.html"):
-            return APP_DIR / "index.html"
-        if route == "/favicon.ico":
-            return APP_DIR / "icons" / "icon-192.png"
-        if route.startswith("/models/"):
-            path = inside(self.demo.models_dir, route[len("/models/"):])
-            return path if path is not None and path.name.endswith((*MODEL_SUFFIXES, ".json")) else None
-        if route.startswith("/vendor/"):
-            name, _, rest = route[len("/vendor/"):].partition("/")
-            pkg = VENDOR.get(name)
-            return inside(APP_DIR / "node_modules" / pkg, rest) if pkg else None
-        rel = route.lstrip("/")
-        for entry in APP_FILES:
-            if entry.endswith("/") and rel.startswith(entry):
-                return inside(APP_DIR / entry, rel[len(entry):])  # its own folder, not the whole app dir
-            if rel == entry:
-                return APP_DIR / entry
-        return None
-
-    def do_GET(self, head_only: bool = False):
-        route = urlsplit(self.path).path
-        if route == "/api/models":
-            return self._json(HTTPStatus.OK, {"models": list_models(self.demo.models_dir), "runtimes": _versions(),
-                                              "models_dir": str(self.demo.models_dir)}, head_only)
-        return self._file(self._resolve(route), head_only)
-
-    def do_HEAD(self):
-        self.do_GET(head_only=True)
-
-    def do_POST(self):
-        if urlsplit(self.path).path != "/api/report":
-            return self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self.close_connection = True
-            return self._json(HTTPStatus.LENGTH_REQUIRED, {"error": "Content-Length required"})
-        if int(length) > self.demo.max_body:
-            self.close_connection = True  # the unread body must not be parsed as the next request
-            return self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                              {"error": f"report larger than {self.demo.max_body} bytes"})
-        try:
-            report = json.loads(self.rfile.read(int(length)) or b"null")
-            record = build_record(report, self.demo.models_dir)
-        except ValueError as exc:  # ReportError is a UsageError, not a ValueError
-            return self._json(HTTPStatus.BAD_REQUEST, {"error": f"not JSON: {exc}"})
-        except ReportError as exc:
-            return self._json(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        saved = self.demo.accept(record)
-        self._json(HTTPStatus.OK, {"saved": str(saved), "latency_ms": record["latency_ms"]})
+def cross_origin(request: Request) -> str | None:
+    """Why a POST does not come from the page itself, or None. Browsers send ``Origin`` (and
+    ``Sec-Fetch-Site``) on every POST; a client without them (curl, a script) is no CSRF risk."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return f"cross-site request refused (Sec-Fetch-Site: {site[:40]})"
+    origin = request.headers.get("origin")
+    if origin is not None:
+        parts = urlsplit(origin)
+        if parts.scheme != request.scheme or parts.netloc.lower() != request.headers.get("host", "").lower():
+            return f"cross-origin request refused (Origin: {origin[:100]})"
+    return None
 
 
 class DemoServer:
-    """Serves ``android_demo/`` and ``models_dir``; ``port=0`` picks a free port."""
+    """Serves the app and ``models_dir``; ``port=0`` picks a free port. Reports go to
+    ``out`` (default ``<models_dir>/browser-results``)."""
 
     def __init__(self, models_dir="exports", host: str = "127.0.0.1", port: int = 8000, https: bool = False,
-                 out=DEFAULT_OUT, max_body: int = MAX_BODY, on_report=None, verbose: bool = False):
+                 out=None, max_body: int = MAX_BODY, on_report=None, verbose: bool = False,
+                 limits: Limits | None = None):
         self.models_dir = Path(models_dir).resolve()
         if not self.models_dir.is_dir():
             raise UsageError(f"models directory not found: {models_dir}")
-        if not (APP_DIR / "node_modules" / "onnxruntime-web").is_dir():
-            raise UsageError(f"the demo's npm packages are not installed: run `npm ci` in {APP_DIR} "
-                             "(scripts/setup.sh does)")
+        missing = runtimes_missing()
+        if missing:
+            raise UsageError(missing)
         self.host, self.port, self.https = host, int(port), bool(https)
-        self.out, self.max_body, self.on_report, self.verbose = Path(out), int(max_body), on_report, verbose
+        self.out = Path(out) if out is not None else default_results_dir(self.models_dir)
+        self.on_report, self.verbose = on_report, verbose
+        self.limits = limits or Limits(max_body_bytes=int(max_body))
+        self.max_body = self.limits.max_body_bytes
         self.records: list[dict] = []
         self._cond = threading.Condition()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._http: HTTPServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> DemoServer:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        cls = type("DemoHTTPServer", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True})
-        try:
-            httpd = cls((self.host, self.port), _Handler)
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
-        httpd.demo = self  # type: ignore[attr-defined]
+        ctx = None
         if self.https:
             from .tls import certificate
 
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*certificate(self.host))
-            httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-        self._httpd = httpd
-        self.port = httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, name="edge-demo", daemon=True)
+        self._http = HTTPServer(self._route, error_response, self.limits, ctx, self._log if self.verbose else None)
+        bound: concurrent.futures.Future = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, args=(bound,), name="edge-demo", daemon=True)
         self._thread.start()
+        try:
+            self.port = bound.result()
+        except OSError as exc:
+            self._thread.join()
+            self._thread = self._http = None
+            raise UsageError(f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from None
         return self
 
+    def _run(self, bound: concurrent.futures.Future) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.set_exception_handler(self._loop_error)
+        try:
+            try:
+                bound.set_result(loop.run_until_complete(self._http.start(self.host, self.port)))
+            except OSError as exc:
+                bound.set_exception(exc)
+                return
+            loop.run_forever()
+            loop.run_until_complete(self._http.close())
+            rest = asyncio.all_tasks(loop)  # e.g. a connection accepted while closing
+            for task in rest:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+        finally:
+            loop.close()
+
+    def _log(self, line: str) -> None:
+        print(f"edge demo: {line}", file=sys.stderr, flush=True)
+
+    def _loop_error(self, loop, context) -> None:
+        """asyncio's own reports (a failed TLS handshake, accept() out of file descriptors): one line, no traceback."""
+        exc = context.get("exception")
+        if isinstance(exc, QUIET):
+            if self.verbose:
+                self._log(f"{context.get('message', 'connection error')}: {type(exc).__name__}")
+            return
+        self._log(f"{context.get('message', 'error')}{f': {type(exc).__name__}: {exc}' if exc else ''}")
+
     def close(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop = self._http = None
 
     def join(self) -> None:
         """Block until the server is closed (Ctrl-C in the caller's thread still interrupts)."""
@@ -195,10 +158,52 @@ class DemoServer:
             self._thread.join()
 
     def __enter__(self) -> DemoServer:
-        return self.start() if self._httpd is None else self
+        return self.start() if self._http is None else self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # -- routes (on the event loop; blocking work goes to the bounded pool) -----------------
+    async def _route(self, request: Request) -> Response:
+        route = urlsplit(request.target).path
+        if request.method == "POST":
+            if route != "/api/report":
+                return error_response(HTTPStatus.NOT_FOUND, "not found")
+            return await self._report(request)
+        if request.method not in ("GET", "HEAD"):
+            return error_response(HTTPStatus.NOT_IMPLEMENTED, f"method {request.method[:20]} not supported")
+        if route == "/api/models":
+            return json_response(HTTPStatus.OK, await self._http.run_blocking(list_models, self.models_dir, self.out))
+        if route.startswith("/models/"):
+            path = await self._http.run_blocking(served_file, self.models_dir, route[len("/models/"):])
+        else:
+            path = app_file(route)
+        if path is None or not path.is_file():
+            return error_response(HTTPStatus.NOT_FOUND, "not found")
+        ctype = TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return Response(HTTPStatus.OK, [*ISOLATION, ("Content-Type", ctype)], file=path)
+
+    async def _report(self, request: Request) -> Response:
+        refused = cross_origin(request)
+        if refused:
+            return error_response(HTTPStatus.FORBIDDEN, refused)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "a report must be sent as application/json")
+        if "content-length" not in request.headers:
+            return error_response(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
+        try:
+            record, saved = await self._http.run_blocking(self._record, request.body)
+        except ReportError as exc:
+            return error_response(HTTPStatus.BAD_REQUEST, str(exc))
+        except OSError as exc:  # a full disk or read-only results folder: the page shows this line
+            return error_response(HTTPStatus.INTERNAL_SERVER_ERROR,
+                                  f"cannot save the report in {self.out}: {exc.strerror or exc}")
+        return json_response(HTTPStatus.OK, {"saved": str(saved), "latency_ms": record["latency_ms"]})
+
+    def _record(self, body: bytes) -> tuple[dict, Path]:
+        record = build_record(parse_report(body), self.models_dir)
+        return record, self.accept(record)
 
     # -- addresses -------------------------------------------------------------------------
     def url(self, host: str | None = None, **query) -> str:
@@ -213,7 +218,14 @@ class DemoServer:
         ip = lan_address()
         return self.url(ip, **query) if ip else None
 
-    # -- reports ---------------------------------------------------------------------------
+    # -- models and reports ----------------------------------------------------------------
+    def check_model(self, rel: str) -> None:
+        """Refuse ``--model`` naming a file the page would not offer."""
+        if find(self.models_dir, rel) is None:
+            skipped = dict((s["file"], s["reason"]) for s in scan(self.models_dir)[1])
+            why = skipped.get(rel, "not a .onnx/.tflite file there")
+            raise UsageError(f"--model {rel}: not offered from {self.models_dir}: {why}")
+
     def accept(self, record: dict) -> Path:
         saved = save_record(record, self.out)
         with self._cond:
@@ -232,14 +244,4 @@ class DemoServer:
             return match()
 
 
-def lan_address() -> str | None:
-    """This machine's address on its default route (no packet is sent: UDP connect only picks a route)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.connect(("192.0.2.1", 9))  # TEST-NET-1: never reached, only routed
-        ip = s.getsockname()[0]
-    except OSError:
-        return None
-    finally:
-        s.close()
-    return None if ip.startswith("127.") else ip
+__all__ = ["APP_DIR", "DemoServer", "default_results_dir", "lan_address", "list_models"]

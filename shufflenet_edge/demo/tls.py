@@ -9,19 +9,17 @@ import socket
 from pathlib import Path
 
 from ..io_utils import atomic_path
+from ..user_cache import cache_root
+from .net import lan_address
 
 DAYS = 825  # the longest validity Android/Chrome accept for a leaf certificate
 
 
 def _cache_dir() -> Path:
-    from ..bench.cache import cache_root
-
     return cache_root() / "demo-tls"
 
 
 def names_for(host: str) -> list[str]:
-    from .server import lan_address
-
     names = {"localhost", "127.0.0.1", "::1", socket.gethostname()}
     if host not in ("0.0.0.0", "", "::"):
         names.add(host)

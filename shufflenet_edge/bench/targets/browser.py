@@ -20,14 +20,12 @@ class BrowserTarget(Target):
     formats = ("onnx", "tflite")
 
     def __init__(self, wait=None, host=None, port=None, out=None, https=False):
-        from ...demo import DEFAULT_OUT
-
         self.wait = DEFAULT_WAIT_S if wait is None else float(wait)
         if self.wait <= 0:
             raise UsageError(f"bad --wait {wait}: must be > 0 seconds")
         self.host = host or "127.0.0.1"
         self.port = 8000 if port is None else int(port)
-        self.out = out or DEFAULT_OUT
+        self.out = out  # None: the demo server's default, browser-results/ beside the file
         self.https = bool(https)
         self.server = None
         self.url: str | None = None  # the page to open, once run() has started the server

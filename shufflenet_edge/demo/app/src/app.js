@@ -7,7 +7,11 @@ import { percentile, softmax, standardNormal, topK } from "./stats.js";
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const WINDOW = 30; // frames the live latency figures cover
-const state = { models: [], runtimes: {}, entry: null, engine: null, latencies: [], stream: null, busy: false };
+// untimed runs after loading a model: the first runs compile kernels and fill caches (a cold first
+// run was shown as "median 248 ms" for a file that runs in 2 ms)
+const WARMUP_RUNS = 3;
+const state = { models: [], runtimes: {}, entry: null, engine: null, latencies: [], stream: null, busy: false,
+                warmedUp: 0, firstLatency: null };
 const canvas = document.createElement("canvas");
 
 function say(text, info = false) {
@@ -38,7 +42,27 @@ function showFacts() {
 function showLatency() {
   const l = state.latencies;
   $("f-latency").textContent = l.length
-    ? `median ${fmtMs(percentile(l, 50))}, p90 ${fmtMs(percentile(l, 90))} over the last ${l.length} inference(s)` : "-";
+    ? `median ${fmtMs(percentile(l, 50))}, p90 ${fmtMs(percentile(l, 90))} over the last ${l.length} inference(s), `
+      + `after ${state.warmedUp} warm-up run(s)` : "-";
+  if (l.length && !state.firstLatency) {
+    state.firstLatency = { text: $("f-latency").textContent, warmup_runs_before: state.warmedUp };
+  }
+}
+
+// a random input of the loaded file's shape and type (warm-up and benchmark runs)
+function randomInput() {
+  const m = state.entry.metadata;
+  const [h, w] = m.input_size;
+  return quantizeInput(standardNormal(3 * h * w), state.engine.inputDtype === "float32" ? null : m.input_quantization);
+}
+
+// untimed runs, so the first latency shown is a warm one
+async function warmUp(runs = WARMUP_RUNS) {
+  const x = randomInput();
+  for (let i = 0; i < runs; i++) {
+    await state.engine.run(x);
+    state.warmedUp += 1;
+  }
 }
 
 function sibling(entry, format) {
@@ -46,11 +70,11 @@ function sibling(entry, format) {
   return state.models.find((m) => m.format === format && m.file.replace(/\.(onnx|tflite)$/i, "") === stem);
 }
 
-async function loadModel(file) {
+async function loadModel(file, why = "") {
   const entry = state.models.find((m) => m.file === file);
   if (!entry) throw new Error(`no model ${file} on this server`);
   state.engine?.dispose();
-  Object.assign(state, { entry, engine: null, latencies: [] });
+  Object.assign(state, { entry, engine: null, latencies: [], warmedUp: 0, firstLatency: null });
   $("model").value = file;
   showFacts();
   showLatency();
@@ -71,7 +95,9 @@ async function loadModel(file) {
     throw new Error(`this browser's ${entry.format === "onnx" ? "onnxruntime-web" : "TFLite WebAssembly runtime"} cannot run ${entry.file}: ${why}.${hint}`);
   }
   showFacts();
-  say(`${entry.file} ready`, true);
+  say(`${entry.file}: ${WARMUP_RUNS} warm-up runs ...`, true);
+  await warmUp();
+  say(`${entry.file} ready${why ? ` (${why})` : ""}`, true);
   return entry;
 }
 
@@ -132,9 +158,7 @@ async function bench(runs = parseInt(params.get("runs") || "50", 10), options = 
   if (!state.engine) throw new Error("no model is loaded");
   const warmup = options.warmup ?? parseInt(params.get("warmup") || "5", 10);
   const nRounds = Math.max(1, Math.min(options.rounds ?? parseInt(params.get("rounds") || "5", 10), runs));
-  const m = state.entry.metadata;
-  const [h, w] = m.input_size;
-  const x = quantizeInput(standardNormal(3 * h * w), state.engine.inputDtype === "float32" ? null : m.input_quantization);
+  const x = randomInput();
   for (let i = 0; i < warmup; i++) await state.engine.run(x);
   const rounds = [];
   for (let r = 0; r < nRounds; r++) {
@@ -214,7 +238,11 @@ async function init() {
   const listing = await resp.json();
   state.models = listing.models;
   state.runtimes = listing.runtimes || {};
-  if (!state.models.length) throw new Error(`no .onnx or .tflite files in ${listing.models_dir}: export one with edge export`);
+  const skipped = listing.skipped || [];
+  if (!state.models.length) {
+    const left = skipped.length ? ` (${skipped.length} left out: ${skipped[0].file}: ${skipped[0].reason})` : "";
+    throw new Error(`no verified .onnx or .tflite files in ${listing.models_dir}: export one with edge export${left}`);
+  }
   for (const m of state.models) $("model").add(new Option(`${m.file} (${fmtBytes(m.size_bytes)})`, m.file));
   $("model").onchange = guarded(() => loadModel($("model").value));
   $("camera").onclick = guarded(toggleCamera);
@@ -224,14 +252,20 @@ async function init() {
   });
   $("bench").onclick = guarded(() => bench());
   const wanted = params.get("model");
-  if (wanted && !state.models.some((m) => m.file === wanted)) throw new Error(`model ${wanted} is not on this server`);
-  await loadModel(wanted || state.models[0].file);
+  if (wanted && !state.models.some((m) => m.file === wanted)) {
+    const left = skipped.find((m) => m.file === wanted);
+    throw new Error(left ? `${wanted} is not offered: ${left.reason}` : `model ${wanted} is not on this server`);
+  }
+  // the server picks the default: the fastest by its latest browser report, else a preference order
+  const pick = wanted ? { file: wanted, why: "named in the URL" } : (listing.default || { file: state.models[0].file, why: "" });
+  await loadModel(pick.file, pick.why);
 }
 
 const ready = init().catch((err) => { say(err.message || String(err)); throw err; });
 window.edgeDemo = {
   ready, classify, bench, load: loadModel,
   get model() { return state.entry?.file ?? null; },
+  get warmup() { return { runs: state.warmedUp, first_latency: state.firstLatency }; },
   get engine() { return state.engine ? { engine: state.engine.engine, threads: state.engine.threads, input: state.engine.inputDtype } : null; },
 };
 

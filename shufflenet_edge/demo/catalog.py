@@ -1,0 +1,151 @@
+"""Which model files the demo offers, and which one the page opens on.
+
+A file is offered when it is a regular ``.onnx``/``.tflite`` file inside the models folder
+(symlinks resolved, never out of it), no part of its path is hidden (a killed export's
+``.X.onnx.*.tmp/`` folder), and it is *verified*: its metadata holds a passing parity result.
+The listing, the file downloads and the report endpoint all ask :func:`find`, so nothing
+unlisted is served or accepted.
+
+Default selection, first that applies: the file named with ``--model``; the fastest by the
+latest browser report in the results folder; else :data:`PREFERENCE`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..export.formats import FORMATS
+from .paths import inside
+
+SUFFIXES = {f.suffix: f.name for f in FORMATS.values()}
+MAX_JSON_BYTES = 4 << 20  # sidecars and reports are a few kB; a huge file is not read into memory
+# (format, precision): int8 files are the ones a phone runs fastest; dynamic-range files are slow for convolutions
+PREFERENCE = (("tflite", "int8"), ("onnx", "int8"), ("tflite", "fp32"), ("onnx", "fp32"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    rel: str  # posix path under the models folder, as the page names it
+    path: Path  # resolved, inside the models folder
+    format: str
+    metadata: dict
+
+
+def is_verified(metadata) -> bool:
+    """An artifact is verified when its metadata holds a passing parity result (export writes
+    ``parity`` only after the check passed)."""
+    parity = metadata.get("parity") if isinstance(metadata, dict) else None
+    if not isinstance(parity, dict) or parity.get("passed") is False:
+        return False
+    diff = parity.get("max_abs_diff")
+    return isinstance(diff, (int, float)) and not isinstance(diff, bool) and math.isfinite(diff)
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def read_json(path: Path):
+    """A small JSON file's content, or None when it is missing, too large or not JSON."""
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            return None
+        return json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def _check(models_dir: Path, rel: str) -> tuple[Entry | None, str | None]:
+    """(entry, None) for an offered file; (None, why) for a visible file that is not; (None, None)
+    for anything hidden, outside the folder or not a model file (never mentioned)."""
+    fmt = SUFFIXES.get(Path(rel).suffix.lower())
+    path = inside(models_dir, rel)
+    if fmt is None or path is None or _hidden(rel) or _hidden(path.relative_to(models_dir.resolve()).as_posix()):
+        return None, None
+    side = inside(models_dir, rel + ".json")  # a sidecar linked out of the folder counts as missing
+    meta = read_json(side) if side is not None else None
+    if not isinstance(meta, dict):
+        return None, f"no readable metadata ({Path(rel).name}.json): export it with `edge export`"
+    if not is_verified(meta):
+        return None, "unverified: its metadata holds no passing parity result (re-export it with `edge export`)"
+    return Entry(rel, path, fmt, meta), None
+
+
+def _candidates(models_dir: Path):
+    """Relative paths of visible model files; linked folders are not entered (os.walk followlinks=False)."""
+    for folder, dirs, files in os.walk(models_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in SUFFIXES:
+                yield (Path(folder) / name).relative_to(models_dir).as_posix()
+
+
+def scan(models_dir: Path) -> tuple[list[Entry], list[dict]]:
+    """(offered entries, [{file, reason}] for visible model files that are not offered)."""
+    entries, skipped = [], []
+    for rel in _candidates(models_dir):
+        entry, why = _check(models_dir, rel)
+        if entry is not None:
+            entries.append(entry)
+        elif why is not None:
+            skipped.append({"file": rel, "reason": why})
+    return entries, skipped
+
+
+def find(models_dir: Path, rel: str) -> Entry | None:
+    """The offered entry named ``rel`` (as the page or a report names it), else None."""
+    if not isinstance(rel, str) or "\x00" in rel:
+        return None
+    return _check(models_dir, rel)[0]
+
+
+def served_file(models_dir: Path, rel: str) -> Path | None:
+    """A URL path under ``/models/``: an offered model file or its sidecar, else None."""
+    entry = find(models_dir, rel[: -len(".json")] if rel.endswith(".json") else rel)
+    if entry is None:
+        return None
+    return inside(models_dir, rel) if rel.endswith(".json") else entry.path
+
+
+def latest_p50(results_dir: Path) -> dict[Path, float]:
+    """{resolved artifact path: p50 ms of its latest browser report} from the report files
+    (``<time>_<file>_<engine>.json`` lists of bench records) in ``results_dir``."""
+    latest: dict[Path, tuple[str, str, float]] = {}
+    if not results_dir.is_dir():
+        return {}
+    for report in sorted(results_dir.glob("*.json")):
+        records = read_json(report)
+        for rec in records if isinstance(records, list) else []:
+            try:
+                p50, artifact = rec["latency_ms"]["p50"], Path(rec["artifact"]).resolve()
+                order = (str(rec.get("timestamp", "")), report.name)
+            except (KeyError, TypeError, ValueError, OSError):
+                continue
+            if isinstance(p50, (int, float)) and math.isfinite(p50) and p50 > 0:
+                if artifact not in latest or order >= latest[artifact][:2]:
+                    latest[artifact] = (*order, float(p50))
+    return {path: v[2] for path, v in latest.items()}
+
+
+def preference_rank(entry: Entry) -> tuple[int, str]:
+    precision = entry.metadata.get("precision")
+    key = (entry.format, precision)
+    rank = PREFERENCE.index(key) if key in PREFERENCE else len(PREFERENCE) + (precision == "dynamic")
+    return rank, entry.rel
+
+
+def default_choice(entries: list[Entry], results_dir: Path) -> dict | None:
+    """{file, why} for the file the page opens on when the URL names none."""
+    if not entries:
+        return None
+    p50 = latest_p50(results_dir)
+    timed = [(p50[e.path], e.rel) for e in entries if e.path in p50]
+    if timed:
+        ms, rel = min(timed)
+        return {"file": rel, "why": f"fastest by the latest browser report in {results_dir} (p50 {ms:.2f} ms)"}
+    best = min(entries, key=preference_rank)
+    return {"file": best.rel, "why": "no browser report yet: preference order int8 TFLite, int8 ONNX, fp32 TFLite, "
+                                     "fp32 ONNX, then the rest, dynamic-range last"}
