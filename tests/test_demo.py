@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -210,6 +211,45 @@ def test_cli_errors_are_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [f"error: models directory not found: {tmp_path / 'missing'}"]
 
 
+@needs_npm
+def test_default_file_is_the_fastest_reported_else_the_preference_order(tmp_path):
+    d = tmp_path / "models"
+    d.mkdir()
+    names = {("onnx", "dynamic"): "a_dynamic.onnx", ("onnx", "fp32"): "b_fp32.onnx", ("tflite", "fp16"): "c_fp16.tflite",
+             ("onnx", "int8"): "d_int8.onnx", ("tflite", "int8"): "e_int8.tflite", ("tflite", "fp32"): "f_fp32.tflite"}
+    for (fmt, precision), name in names.items():
+        (d / name).write_bytes(bytes(64))
+        _sidecar(d / name, precision=precision)
+    with DemoServer(d, port=0) as srv:
+        assert srv.out == d / "browser-results"  # the documented default: beside the files it times
+        pick = json.loads(_request(srv, "GET", "/api/models")[2])["default"]
+        assert pick["file"] == "e_int8.tflite" and "preference order" in pick["why"]
+        (d / "e_int8.tflite.json").unlink()  # without it: int8 ONNX, then fp32 TFLite, fp32 ONNX, fp16, dynamic
+        for want in ("d_int8.onnx", "f_fp32.tflite", "b_fp32.onnx", "c_fp16.tflite", "a_dynamic.onnx"):
+            assert json.loads(_request(srv, "GET", "/api/models")[2])["default"]["file"] == want
+            (d / f"{want}.json").unlink()
+        for name in names.values():
+            _sidecar(d / name)
+        # reports: the latest one per file counts (b was fast once, then slow)
+        for name, ms in (("b_fp32.onnx", 1.0), ("d_int8.onnx", 3.0), ("b_fp32.onnx", 9.0)):
+            engine = "onnxruntime-web"
+            body = _report(artifact=name, engine=engine, rounds_ms=[[ms, ms], [ms, ms]])
+            assert _request(srv, "POST", "/api/report", body)[0] == 200
+            time.sleep(0.01)  # distinct file-name stamps
+        pick = json.loads(_request(srv, "GET", "/api/models")[2])["default"]
+        assert pick["file"] == "d_int8.onnx" and "fastest by the latest browser report" in pick["why"]
+
+
+def test_cli_refuses_a_model_it_would_not_offer(tmp_path, edge_cli):
+    d = tmp_path / "models"
+    d.mkdir()
+    (d / "bare.onnx").write_bytes(bytes(10))
+    proc = edge_cli("demo", "--models", d, "--port", "0", "--model", "bare.onnx", timeout=120)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: --model bare.onnx: not offered from") and "no readable metadata" in line
+
+
 # --- the page in headless Chromium ----------------------------------------------------------
 needs_browser = pytest.mark.skipif(not (NODE and CHROMIUM.exists()), reason="needs node and /usr/bin/chromium")
 
@@ -371,3 +411,67 @@ def test_bench_device_browser_gets_the_run_benchmark_button_report(trained_expor
     [rec] = result["records"]
     assert rec["runs"] == 15 and rec["rounds"]["n"] == 3 and rec["warmup"] == 2
     assert rec["engine"] == "tfjs-tflite" and rec["artifact"] == str(files[1].resolve())
+
+
+@pytest.mark.slow
+@needs_npm
+@needs_browser
+def test_page_opens_on_the_fastest_file_and_warms_up_first(trained_exports, demo_cli, tmp_path):
+    """Issue 16: no file in the URL -> the fastest by the latest browser report in the results
+    folder; the first latency shown comes after the warm-up runs and says so."""
+    models, files = trained_exports
+    url, out, _ = demo_cli
+    reported = {Path(r["artifact"]).name for f in out.glob("*.json") for r in json.loads(f.read_text())}
+    for path in files:  # the Chromium test above reported both files when it ran first
+        if path.name not in reported:
+            _drive(f"{url}?model={path.name}", "--bench", "10")
+    latest = {}
+    for f in sorted(out.glob("*.json")):
+        for rec in json.loads(f.read_text()):
+            latest[Path(rec["artifact"]).name] = rec["latency_ms"]["p50"]
+    fastest = min(latest, key=latest.get)
+    image, _, _ = _decisive_image(files, tmp_path)
+    got = _drive(url, "--classify", str(image))
+    assert got["ready_error"] is None and got["model"] == fastest, (got["model"], latest)
+    first = got["warmup"]["first_latency"]
+    assert first["warmup_runs_before"] == 3 and "over the last 1 inference(s), after 3 warm-up run(s)" in first["text"]
+
+
+@pytest.mark.slow
+@needs_npm
+@needs_browser
+def test_wheel_installed_outside_the_checkout_serves_the_demo(trained_exports, tmp_path):
+    """Issue 12: the wheel carries the page and its runtime files; `edge demo` from a
+    `pip install --target` folder serves them and an ONNX file classifies in Chromium."""
+    root = Path(__file__).resolve().parents[1]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    shutil.copytree(root / "shufflenet_edge", src / "shufflenet_edge", ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", src], check=True,
+                   capture_output=True, timeout=300)
+    [wheel] = (tmp_path / "dist").glob("shufflenet_edge-*.whl")
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run([sys.executable, "-c", "import shufflenet_edge; print(shufflenet_edge.__file__)"], env=env,
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    assert Path(where).is_relative_to(site), where
+
+    models, files = trained_exports
+    onnx = next(f for f in files if f.suffix == ".onnx")
+    proc = subprocess.Popen([str(site / "bin" / "edge"), "demo", "--models", str(models), "--port", "0", "--no-qr",
+                             "--results-dir", str(tmp_path / "results")], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("serving "), first + proc.stderr.read()
+        image, label, _ = _decisive_image(files, tmp_path)
+        got = _drive(f"{first.split(' at ')[1].strip()}?model={onnx.name}", "--classify", str(image))
+        assert got["ready_error"] is None and got["engine"]["engine"] == "onnxruntime-web"
+        assert got["classify"]["top5"][0]["label"] == str(label)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
