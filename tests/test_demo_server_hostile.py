@@ -299,3 +299,13 @@ def test_temporary_and_unverified_files_are_not_listed_served_or_accepted(models
         status, _, resp = _post(server.port, _report(artifact=rel))
         assert status == 400 and "unknown artifact" in json.loads(resp)["error"], rel
     assert _saved(tmp_path) == []
+
+
+def test_unwritable_results_folder_is_one_line_for_the_page(models, tmp_path, capfd):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with DemoServer(models, port=0, out=blocker / "results", limits=FAST) as srv:
+        status, _, resp = _post(srv.port, _report())
+        assert status == 500 and json.loads(resp)["error"].startswith(f"cannot save the report in {blocker / 'results'}")
+        assert _served_within(srv.port)
+    assert "Traceback" not in capfd.readouterr().err

@@ -45,6 +45,7 @@ def is_verified(metadata) -> bool:
 
 
 def _hidden(rel: str) -> bool:
+    """Any dot-named part: covers every temporary name (io_utils.is_temp_name: ``.<name>.<pid>-<rand>.tmp``)."""
     return any(part.startswith(".") for part in rel.split("/"))
 
 

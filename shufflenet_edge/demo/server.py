@@ -18,7 +18,7 @@ from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-from ..errors import UsageError
+from ..errors import RuntimeFailure, UsageError
 from .assets import APP_DIR, app_file, runtime_versions, runtimes_missing
 from .catalog import default_choice, find, scan, served_file
 from .http11 import QUIET, HTTPServer, Limits, Request, Response
@@ -196,9 +196,9 @@ class DemoServer:
             record, saved = await self._http.run_blocking(self._record, request.body)
         except ReportError as exc:
             return error_response(HTTPStatus.BAD_REQUEST, str(exc))
-        except OSError as exc:  # a full disk or read-only results folder: the page shows this line
+        except (OSError, RuntimeFailure) as exc:  # a full disk or read-only results folder: one line for the page
             return error_response(HTTPStatus.INTERNAL_SERVER_ERROR,
-                                  f"cannot save the report in {self.out}: {exc.strerror or exc}")
+                                  f"cannot save the report in {self.out}: {getattr(exc, 'strerror', None) or exc}")
         return json_response(HTTPStatus.OK, {"saved": str(saved), "latency_ms": record["latency_ms"]})
 
     def _record(self, body: bytes) -> tuple[dict, Path]:
