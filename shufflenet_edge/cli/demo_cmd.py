@@ -55,6 +55,8 @@ def demo_command(models_dir, host, port, https, out, select, no_qr):
     try:
         click.echo(f"serving {server.models_dir} at {server.url(model=select)}")
         click.echo(f"browser reports go to {server.out} (--results-dir)")
+        for left in server.left_out():
+            click.echo(f"not offered: {left['file']}: {left['reason']}", err=True)
         phone = server.phone_url(model=select)
         if phone:
             click.echo(f"on a phone on this network: {phone}")

@@ -219,10 +219,14 @@ class DemoServer:
         return self.url(ip, **query) if ip else None
 
     # -- models and reports ----------------------------------------------------------------
+    def left_out(self) -> list[dict]:
+        """[{file, reason}] for the model files under ``models_dir`` the page does not offer."""
+        return scan(self.models_dir)[1]
+
     def check_model(self, rel: str) -> None:
         """Refuse ``--model`` naming a file the page would not offer."""
         if find(self.models_dir, rel) is None:
-            skipped = dict((s["file"], s["reason"]) for s in scan(self.models_dir)[1])
+            skipped = {s["file"]: s["reason"] for s in self.left_out()}
             why = skipped.get(rel, "not a .onnx/.tflite file there")
             raise UsageError(f"--model {rel}: not offered from {self.models_dir}: {why}")
 

@@ -259,6 +259,10 @@ async function init() {
   // the server picks the default: the fastest by its latest browser report, else a preference order
   const pick = wanted ? { file: wanted, why: "named in the URL" } : (listing.default || { file: state.models[0].file, why: "" });
   await loadModel(pick.file, pick.why);
+  if (skipped.length) {
+    const names = skipped.slice(0, 3).map((m) => `${m.file} (${m.reason})`).join("; ");
+    say(`${$("message").textContent}. Not offered: ${names}${skipped.length > 3 ? ` and ${skipped.length - 3} more` : ""}`, true);
+  }
 }
 
 const ready = init().catch((err) => { say(err.message || String(err)); throw err; });
