@@ -309,3 +309,21 @@ def test_unwritable_results_folder_is_one_line_for_the_page(models, tmp_path, ca
         assert status == 500 and json.loads(resp)["error"].startswith(f"cannot save the report in {blocker / 'results'}")
         assert _served_within(srv.port)
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_over_the_connection_limit_is_a_503_not_a_hang(models, tmp_path):
+    with DemoServer(models, port=0, out=tmp_path / "results", limits=Limits(max_connections=5)) as srv:
+        held = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(5)]
+        try:
+            for s in held:
+                s.sendall(b"GET / HTTP/1.1\r\n")
+            time.sleep(0.3)  # let the server take them
+            status, headers, _ = _get(srv.port)
+            assert status == 503 and headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        finally:
+            for s in held:
+                s.close()
+        deadline = time.monotonic() + 5
+        while _get(srv.port)[0] != 200:  # freed as soon as they close
+            assert time.monotonic() < deadline
+            time.sleep(0.1)

@@ -76,6 +76,16 @@ class _Gone(Exception):
     """The client closed the connection between requests (normal keep-alive end)."""
 
 
+def _fd_limit() -> int:
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return soft if soft != resource.RLIM_INFINITY else 1 << 20
+    except (ImportError, OSError, ValueError):
+        return 1024
+
+
 def _reason(status: int) -> bytes:
     try:
         return HTTPStatus(status).phrase.encode()
@@ -91,6 +101,8 @@ class HTTPServer:
                  ssl_context: ssl.SSLContext | None = None, log: Callable[[str], None] | None = None):
         self.handle, self.error_response, self.limits = handle, error_response, limits
         self.ssl_context, self.log = ssl_context, log or (lambda line: None)
+        # never accept more connections than file descriptors allow (accept() failing is noisier than a 503)
+        self.max_connections = min(limits.max_connections, max(16, _fd_limit() - 64))
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=limits.workers, thread_name_prefix="edge-demo")
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -121,7 +133,7 @@ class HTTPServer:
         self._tasks.add(task)
         peer = writer.get_extra_info("peername")
         try:
-            if len(self._tasks) > self.limits.max_connections:
+            if len(self._tasks) > self.max_connections:
                 await self._send(h11.Connection(h11.SERVER), writer, "GET",
                                  self._closing(self.error_response(503, "too many connections, retry shortly")))
                 return
