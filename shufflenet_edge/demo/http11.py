@@ -156,6 +156,8 @@ class HTTPServer:
         while True:
             try:
                 head = await self._read_head(conn, reader)
+                if conn.they_are_waiting_for_100_continue:  # curl asks before a body over 1 kB
+                    await self._write(writer, conn.send(h11.InformationalResponse(status_code=100, headers=[])))
                 body = await self._read_body(conn, reader, head)
             except _Gone:
                 return
