@@ -5,6 +5,7 @@ import math
 import shutil
 import time
 
+import numpy as np
 import pytest
 
 from shufflenet_edge.reproduce import fit, paper
@@ -166,7 +167,10 @@ def test_quick_settings_and_runs():
     big = st.Job("v1-table8", "alexnet", "onnx", "fp32", (720, 1280), 12_000_000_000)
     small = st.Job("v1-table8", "v1_g3_0.5x", "onnx", "fp32", (224, 224), 38_000_000)
     full = st.Settings()
-    assert st.runs_for(big, full, False)[0] == 10 and st.runs_for(small, full, False)[0] == 100
+    # without --runs: until stable within the per-file budget (fewer warm-ups for a slow file)
+    assert st.runs_for(big, full, False)[0] is None and st.runs_for(small, full, False)[0] is None
+    assert st.runs_for(big, full, False)[1] < st.runs_for(small, full, False)[1]
+    assert st.runs_for(small, st.Settings(runs=40), False) == (40, 4)
     assert st.runs_for(small, full, True) == (None, None)  # emulated: bench's own defaults
     assert st.estimate_s(big, full, False) > st.estimate_s(small, full, False)
 
@@ -300,6 +304,16 @@ def test_quick_path_end_to_end(edge_cli, tmp_path):
     for png in res["plots"]["v1-table8"] + res["plots"]["v2-guidelines"] + res["plots"]["profile"]:
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({png})" in md
+    # one figure per configuration: v1_g3 at 224 is in Table 8 and in the groups section, measured once
+    values = st.configuration_values(res)
+    assert all(len(v) == 1 for v in values.values()), {k: v for k, v in values.items() if len(v) > 1}
+    assert ("v1_g3", "onnx", "fp32", "onnxruntime", (224, 224), 1) in values
+    # every claim carries an interval and a verdict in words; a noisy run says so in its headline
+    assert f["speedup_per_4x_ci"][0] <= f["speedup_per_4x"] <= f["speedup_per_4x_ci"][1]
+    assert f["verdict"].split(" ")[0] in ("agrees", "faster", "slower", "inconclusive")
+    assert all(x["actual_ci"] and x["verdict"] for x in t8["analysis"]["ratios"])
+    if any(r["stability"]["verdict"] == "noisy" for r in recs):
+        assert "NOISY RUN" in r.stdout and "load average" in r.stdout.split("4x ->")[0]
     print(f"quick path took {took:.0f} s")
 
 
@@ -336,3 +350,55 @@ def test_a_failing_job_after_the_first_is_recorded_not_fatal(tmp_path, monkeypat
     assert good.result["records"] and "bad input size" in bad.result["error"]
     with pytest.raises(UsageError, match="bad input size"):  # first job: nothing would run, so it is raised
         st.run_jobs([st.Job("v1-table8", "v2_0.5x", "onnx", "fp32", (4, 4), 1)], s, emulated=False, progress=False)
+
+
+def test_each_configuration_is_measured_once_and_shared():
+    s = st.Settings(formats=("onnx",), precisions=("fp32",), resolutions=((224, 224),))
+    jobs = st.plan("v1-table8", s) + st.plan("v1-groups", s)
+    uniq, by_key = st.unique_jobs(jobs)
+    assert len(uniq) == len(jobs) - 1  # v1_g3 onnx fp32 224 is in both studies
+    g3 = [j for j in jobs if j.name == "v1_g3"]
+    assert len(g3) == 2 and by_key[st.config_key(g3[0])].profile  # the Table 8 job's profile survives
+    for i, j in enumerate(uniq):
+        j.result = {"records": [dict(_record(1.0 + i), samples_ms=[1.0 + i] * 5)]}
+    st.share_results(jobs, by_key)
+    assert g3[0].result is g3[1].result
+    t8 = st.analyse_table8([j for j in jobs if j.study == "v1-table8"])
+    gr = st.analyse_groups([j for j in jobs if j.study == "v1-groups"])
+    (row8,) = [r for r in t8["rows"] if r["model"] == "v1_g3"]
+    (rowg,) = [r for r in gr["rows"] if r["model"] == "v1_g3"]
+    assert row8["cost"] == rowg["cost"]
+    # each source of the paper's complexity in its own column: Table 8 rounds g=3 1x to 140, Table 1 says 137
+    assert row8["paper_mflops_v1_table8"] == 140 and rowg["paper_mflops_v1_table1"] == 137
+
+
+def test_claims_carry_bootstrap_intervals_and_verdicts():
+    rng = np.random.default_rng(0)
+
+    def rec(ms, spread, n=200):
+        return dict(_record(ms), samples_ms=list(ms * np.exp(rng.normal(0, spread, n))))
+
+    jobs = []
+    for name in paper.TABLE8:
+        macs = paper.TABLE8[name]["mflops"] * 1_000_000
+        j = st.Job("v1-table8", name, "onnx", "fp32", (224, 224), macs)
+        j.result = {"records": [rec(3e-5 * macs ** paper.PAPER_K, 0.01)]}
+        jobs.append(j)
+    (f,) = st.analyse_table8(jobs)["fits"]
+    lo, hi = f["speedup_per_4x_ci"]
+    assert lo <= 2.6 <= hi and hi - lo < 0.6 and f["verdict"] == "agrees"
+    assert f["k_ci"][0] <= f["k"] <= f["k_ci"][1]
+    for j in jobs:  # the same law measured on a very noisy machine: too wide to say
+        j.result = {"records": [rec(j.result["records"][0]["latency_ms"]["p50"], 0.8, n=10)]}
+    (f,) = st.analyse_table8(jobs)["fits"]
+    assert f["verdict"].startswith("inconclusive") and "idle machine" in f["verdict"]
+    # guideline verdicts compare intervals: overlapping rows cannot be told apart, distinct ones can
+    rows = _rows("G2", [1.0, 1.1, 1.2, 1.3])
+    for r in rows:
+        r["cost_ci"] = [r["cost"] * 0.9, r["cost"] * 1.1]
+    rows[0]["cost"], rows[0]["cost_ci"] = 1.05, [1.02, 1.08]
+    rows[1]["cost"] = 1.0
+    assert st.guideline_verdict("G2", rows, 1)["verdict"] == "holds"  # g=1 within g=2's interval
+    rows[0]["cost_ci"] = [1.15, 1.2]
+    rows[1]["cost_ci"] = [0.95, 1.05]
+    assert st.guideline_verdict("G2", rows, 1)["verdict"] != "holds"

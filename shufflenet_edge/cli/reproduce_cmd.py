@@ -58,15 +58,20 @@ def _ints(value: str, flag: str) -> tuple:
               help="v1-table8 input sizes (v1-groups runs at 224, the micro-benchmarks at 56).")
 @click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts.")
 @click.option("--runs", type=click.IntRange(min=1), default=None,
-              help="Timed runs per file [default: ~2.5 s of timing, 10..100; 5 under qemu].")
+              help="Fixed timed runs per file [default: until the median's 95% CI is within +-2% or --max-seconds "
+                   "are spent; 5 under qemu].")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="Timing budget per file when measuring until stable.")
+@click.option("--export-workers", type=click.IntRange(min=1), default=None,
+              help="Conversion processes, all run before timing starts [default: one per core].")
 @click.option("--multipliers", default="1,2,4", show_default=True, help="v2-guidelines channel multipliers.")
 @click.option("--guideline-precisions", default="fp32", show_default=True,
               help="v2-guidelines precisions (the paper's micro-benchmarks are fp32; int8 adds ~1 min per file).")
 @click.option("--quick", is_flag=True, help="ONNX fp32, 224 and x1 only, 10 runs (CI: a few minutes).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output folder [default: reports/<date>_<device>/].")
-def reproduce_command(study, device, target, formats, precisions, resolutions, threads, runs, multipliers,
-                      guideline_precisions, quick, out):
+def reproduce_command(study, device, target, formats, precisions, resolutions, threads, runs, max_seconds,
+                      export_workers, multipliers, guideline_precisions, quick, out):
     """Measure the papers' speed claims: STUDY is v1-table8, v2-guidelines, v1-groups or all."""
     import os
     import platform
@@ -78,18 +83,22 @@ def reproduce_command(study, device, target, formats, precisions, resolutions, t
                  precisions=_csv(precisions, _PRECISIONS, "--precisions"),
                  resolutions=_resolutions(resolutions), threads=tuple(parse_threads(threads)), runs=runs,
                  quick=quick, multipliers=_ints(multipliers, "--multipliers"),
-                 guideline_precisions=_csv(guideline_precisions, _PRECISIONS, "--guideline-precisions"))
+                 guideline_precisions=_csv(guideline_precisions, _PRECISIONS, "--guideline-precisions"),
+                 max_seconds=max_seconds, export_workers=export_workers)
     if device == "arm" and not target and "EDGE_ARM_TARGET" not in os.environ \
             and platform.machine().lower() not in ("aarch64", "arm64"):
         click.echo("warning: no ARM device given: running under qemu, costs are instruction counts (EMULATED)",
                    err=True)
     out = out or str(default_out(device, target))
     res = reproduce(study, s, out=out, command="edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    from ..reproduce.report import headline
+    from ..reproduce.intervals import QUIETER
+    from ..reproduce.report import headline, noisy_summary
 
     hl = headline(res)
     if hl:
         click.echo(hl)
+    if noisy_summary(res):
+        click.echo(f"for a quieter run: {QUIETER}")
     for n, st in res["studies"].items():
         for v in st["analysis"].get("verdicts", []):
             if "guideline" in v:

@@ -40,6 +40,11 @@ def _machine(jobs, target_name: str, emulated: bool) -> dict:
             engines.setdefault(j.fmt, f"{r['engine']} {r.get('runtime_version', '')}".strip())
     dev["engines"] = engines
     dev["cpu_peak_gmacs"] = recs[0].get("cpu_peak_gmacs") if recs else None
+    peaks = {}
+    for r in recs:
+        if r.get("cpu_peak_gmacs"):
+            peaks.setdefault(r.get("cpu_peak_precision") or "fp32", r["cpu_peak_gmacs"])
+    dev["cpu_peak_gmacs_by_precision"] = peaks
     return dev
 
 
@@ -84,7 +89,8 @@ def reproduce(study: str, settings: Settings | None = None, out=None, command: s
         "duration_s": round(time.perf_counter() - t0, 1),
         "settings": {"device": s.device, "target": s.target, "formats": list(s.formats),
                      "precisions": list(s.precisions), "resolutions": [list(r) for r in s.resolutions],
-                     "threads": list(s.threads), "runs": s.runs, "quick": s.quick, "multipliers": list(s.multipliers),
+                     "threads": list(s.threads), "runs": s.runs, "max_seconds": None if s.runs else s.max_seconds,
+                     "export_workers": s.export_workers, "quick": s.quick, "multipliers": list(s.multipliers),
                      "guideline_precisions": list(s.guideline_precisions)},
         "machine": _machine(all_jobs, target_name, emulated),
         "versions": versions(),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import fit, paper
+from . import fit, intervals, paper
 
 _RES_COLORS = {"224x224": "tab:blue", "480x640": "tab:orange", "720x1280": "tab:red"}
 _GROUP_COLORS = {"pointwise conv": "#1f77b4", "depthwise conv": "#aec7e8", "other conv": "#17becf",
@@ -192,8 +192,25 @@ def law_phrase(fitd: dict, machine: str, engine: str, unit: str) -> str:
     return fit.law_sentence(fitd["k"], f"{machine} ({engine})")
 
 
+def _iv(ci, nd=2, suffix="") -> str:
+    return f" [{ci[0]:.{nd}f}, {ci[1]:.{nd}f}]{suffix}" if ci else ""
+
+
+def noisy_summary(results: dict) -> str | None:
+    """'NOISY RUN: 37 of 120 files noisy, load average 3.2-3.8 on 2 cores' (None if every file was stable)."""
+    recs = [r for st in results.get("studies", {}).values() for j in st.get("jobs", []) for r in j.get("records", [])]
+    bad = [r for r in recs if (r.get("stability") or {}).get("verdict") == "noisy"]
+    if not bad:
+        return None
+    ld = results.get("load") or {}
+    cores = ld.get("host_cores") or results.get("machine", {}).get("cores")
+    load_s = f", load average {ld['min']:.1f}-{ld['max']:.1f} on {cores} cores" if "min" in ld else ""
+    return f"NOISY RUN: {len(bad)} of {len(recs)} timed files noisy{load_s}"
+
+
 def headline(results: dict) -> str | None:
-    """"4x -> X.Xx on <cpu>, <engine>" from the first Table 8 fit at 224 (ONNX fp32 preferred)."""
+    """"4x -> X.Xx [lo, hi] on <cpu>, <engine>" from the first Table 8 fit at 224 (ONNX fp32
+    preferred), with its verdict against the paper; a noisy run says so first."""
     t8 = results.get("studies", {}).get("v1-table8", {}).get("analysis")
     if not t8 or not t8["fits"]:
         return None
@@ -202,9 +219,12 @@ def headline(results: dict) -> str | None:
     d = fits[0]
     eng = results["machine"].get("engines", {}).get(d["format"], d["format"])
     what = "fewer instructions (emulated ISA cost)" if t8["unit"] == "instructions" else "actual speedup"
-    return (f"4x -> {d['speedup_per_4x']:.1f}x {what} on {results['machine']['cpu']}, {eng} "
-            f"{d['format']} {d['precision']}, {d['threads']} thread(s), {_sz(d['input_size'])} "
-            f"(k = {d['k']:.2f}, R^2 {d['r2']:.2f}; paper: ~{paper.PAPER_SPEEDUP_PER_4X}x, k = {paper.PAPER_K:.2f})")
+    noisy = noisy_summary(results)
+    return ((f"{noisy}: " if noisy else "")
+            + f"4x -> {d['speedup_per_4x']:.1f}x{_iv(d.get('speedup_per_4x_ci'), 1)} {what} on "
+            f"{results['machine']['cpu']}, {eng} {d['format']} {d['precision']}, {d['threads']} thread(s), "
+            f"{_sz(d['input_size'])} (k = {d['k']:.2f}{_iv(d.get('k_ci'))}, R^2 {d['r2']:.2f}; paper: "
+            f"~{paper.PAPER_SPEEDUP_PER_4X}x, k = {paper.PAPER_K:.2f}: {d.get('verdict', 'n/a')})")
 
 
 def markdown(results: dict, plots: dict) -> str:
@@ -217,7 +237,9 @@ def markdown(results: dict, plots: dict) -> str:
     hl = headline(results)
     if hl:
         L += [f"**Headline:** {hl}", ""]
-    L += [f"- machine: {m['cpu']} ({m['machine']}, {m['cores']} cores, governor {m.get('governor') or 'n/a'}), "
+    from ..runtime.timing import machine_summary
+
+    L += [f"- machine: {machine_summary(m)}, governor {m.get('governor') or 'n/a'}, "
           f"{m.get('system', '')}, Python {m.get('python', '')}",
           f"- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()),
           f"- engines: " + ", ".join(f"{k}: {v}" for k, v in m.get("engines", {}).items()),
@@ -227,7 +249,7 @@ def markdown(results: dict, plots: dict) -> str:
           "competed with the benchmark: compare ratios and fits, not absolute times",
           f"- settings: formats {','.join(s['formats'])}, precisions {','.join(s['precisions'])}, resolutions "
           f"{','.join(_sz(r) for r in s['resolutions'])}, threads {','.join(map(str, s['threads']))}, runs "
-          f"{s['runs'] or 'auto (~2.5 s of timing per file, 10..100)'}, micro-benchmark multipliers "
+          f"{s['runs'] or _auto_runs(s)}, micro-benchmark multipliers "
           f"{','.join('x%d' % x for x in s['multipliers'])} in {','.join(s.get('guideline_precisions', ['fp32']))}"
           f"{', QUICK' if s['quick'] else ''}",
           f"- rerun: `{results['command']}`", ""]
@@ -254,6 +276,13 @@ def markdown(results: dict, plots: dict) -> str:
     return "\n".join(L) + "\n"
 
 
+def _auto_runs(s: dict) -> str:
+    if s.get("max_seconds"):
+        return (f"until each file's median has a 95% CI within +-2% or {s['max_seconds']:g} s are spent "
+                "(noisy files marked)")
+    return "auto (~2.5 s of timing per file, 10..100)"
+
+
 def _fused_gemm_is_other(results: dict) -> bool:
     for j in results["studies"].get("v1-table8", {}).get("jobs", []):
         for r in j.get("records", []):
@@ -266,12 +295,14 @@ def _fused_gemm_is_other(results: dict) -> bool:
 def _md_table8(t8: dict, plots: list[str], m: dict) -> list[str]:
     unit = t8["unit"]
     L = ["## v1 Table 8: theoretical vs actual speedup", "",
-         "Our MACs against the paper's MFLOPs, our cost against the paper's Snapdragon 820 times (v2 block: "
-         "1000 / the v2 paper's Snapdragon 810 images/s, 224 only).", ""]
+         "Our MACs against the papers' MFLOPs, one column per table they come from (v1 Table 8 rounds 1x g=3 to "
+         "140; its Table 1 gives 137, the v1-groups section's figure), our cost against the paper's Snapdragon 820 "
+         "times (v2 block: 1000 / the v2 paper's Snapdragon 810 images/s, 224 only). A cost marked * came from a "
+         "noisy file (see the record's stability).", ""]
     cols = sorted({(r["format"], r["precision"], r["threads"]) for r in t8["rows"]})
     for size in sorted({tuple(r["input_size"]) for r in t8["rows"]}):
-        head = ["model", "MACs (M)", "paper MFLOPs"] + [f"{f} {p} t{t} {'insns' if unit == 'instructions' else 'ms'}"
-                                                          for f, p, t in cols] + ["paper ms"]
+        head = ["model", "MACs (M)", "v1 Table 8 MFLOPs", "v2 Table 5 MFLOPs"] + [
+            f"{f} {p} t{t} {'insns' if unit == 'instructions' else 'ms'}" for f, p, t in cols] + ["paper ms"]
         rows = []
         for model in list(paper.TABLE8) + list(paper.V2_BLOCK):
             rs = {(r["format"], r["precision"], r["threads"]): r for r in t8["rows"]
@@ -279,13 +310,20 @@ def _md_table8(t8: dict, plots: list[str], m: dict) -> list[str]:
             if not rs:
                 continue
             any_r = next(iter(rs.values()))
-            rows.append([model, _f(any_r["macs"] / 1e6, 1), any_r["paper_mflops"]]
-                        + [_cost(rs[c]["cost"], unit) if c in rs else "-" for c in cols] + [_f(any_r["paper_ms"], 1)])
+            rows.append([model, _f(any_r["macs"] / 1e6, 1), any_r.get("paper_mflops_v1_table8", "-"),
+                         any_r.get("paper_mflops_v2_table5", "-")]
+                        + [_cost(rs[c]["cost"], unit) + ("*" if rs[c].get("noisy") else "") if c in rs else "-"
+                           for c in cols] + [_f(any_r["paper_ms"], 1)])
         L += [f"### {_sz(size)}", ""] + _table(head, rows)
-    L += ["### Fitted laws (cost = a * MACs^k over the five Table 8 models)", ""]
-    rows = [[_sz(d["input_size"]), d["format"], d["precision"], d["threads"], f"{d['k']:.3f}",
-             f"{d['speedup_per_4x']:.2f}x", f"{d['r2']:.3f}"] for d in t8["fits"]]
-    L += _table(["resolution", "format", "precision", "threads", "k", "4x ->", "R^2"], rows)
+    L += ["### Fitted laws (cost = a * MACs^k over the five Table 8 models)", "",
+          "Intervals: 95% bootstrap over each file's timed runs. Verdict against the paper's ~2.6x: **agrees** = "
+          "2.6 inside our interval; **faster** / **slower** = a 4x smaller model gains more / less here; "
+          f"**inconclusive** = the interval is wider than +-{intervals.LAW_MAX_HALFWIDTH}x.", ""]
+    rows = [[_sz(d["input_size"]), d["format"], d["precision"], d["threads"], f"{d['k']:.3f}{_iv(d.get('k_ci'), 3)}",
+             f"{d['speedup_per_4x']:.2f}x{_iv(d.get('speedup_per_4x_ci'))}", f"{d['r2']:.3f}",
+             f"**{d.get('verdict', 'n/a')}**"] for d in t8["fits"]]
+    L += _table(["resolution", "format", "precision", "threads", "k [95% CI]", "4x -> [95% CI]", "R^2",
+                 "vs paper"], rows)
     for d in t8["fits"]:
         eng = m.get("engines", {}).get(d["format"], d["format"])
         L.append(f"- {_sz(d['input_size'])}, {d['format']} {d['precision']}: "
@@ -298,9 +336,10 @@ def _md_table8(t8: dict, plots: list[str], m: dict) -> list[str]:
     L += ["### The paper's ratios", "",
           "Theoretical speedup = MACs ratio, actual = cost ratio (paper columns: Table 8's MFLOPs and times).", ""]
     rows = [[_sz(x["input_size"]), x["format"], x["precision"], x["threads"], x["pair"], _f(x["theoretical"]) + "x",
-             _f(x["actual"]) + "x", _f(x["paper_theoretical"]) + "x", _f(x["paper_actual"]) + "x"] for x in t8["ratios"]]
-    L += _table(["resolution", "format", "precision", "threads", "pair", "theoretical", "actual here",
-                 "paper theoretical", "paper actual"], rows)
+             _f(x["actual"]) + "x" + _iv(x.get("actual_ci")), _f(x["paper_theoretical"]) + "x",
+             _f(x["paper_actual"]) + "x", x.get("verdict", "n/a")] for x in t8["ratios"]]
+    L += _table(["resolution", "format", "precision", "threads", "pair", "theoretical", "actual here [95% CI]",
+                 "paper theoretical", "paper actual", "vs paper"], rows)
     L += [f"![table8]({p})" for p in plots] + [""]
     return L
 
@@ -310,14 +349,15 @@ def _md_groups(gr: dict, plots: list[str]) -> list[str]:
     L = ["## v1 groups: g = 1, 2, 3, 4, 8 at 1x, 224x224", "",
          "The paper kept g = 3 over g = 4 and 8 for actual speed (accuracy is close: Table 2).", ""]
     cols = sorted({(r["format"], r["precision"], r["threads"]) for r in gr["rows"]})
-    head = ["g", "MACs (M)", "paper MFLOPs", "top-1 err"] + [f"{f} {p} t{t}" + (" insns" if unit == "instructions"
-                                                                                 else " ms") for f, p, t in cols]
+    head = ["g", "MACs (M)", "v1 Table 1 MFLOPs", "top-1 err"] + [
+        f"{f} {p} t{t}" + (" insns" if unit == "instructions" else " ms [95% CI]") for f, p, t in cols]
     rows = []
     for g in sorted({r["g"] for r in gr["rows"]}):
         rs = {(r["format"], r["precision"], r["threads"]): r for r in gr["rows"] if r["g"] == g}
         a = next(iter(rs.values()))
         rows.append([g, _f(a["macs"] / 1e6, 1), a["paper_mflops"], a["top1_err"]]
-                    + [_cost(rs[c]["cost"], unit) if c in rs else "-" for c in cols])
+                    + [_cost(rs[c]["cost"], unit) + ("*" if rs[c].get("noisy") else "")
+                       + (_iv(rs[c].get("cost_ci")) if unit == "ms" else "") if c in rs else "-" for c in cols])
     L += _table(head, rows)
     L += _table(["format", "precision", "threads", "fastest g", "g=3 / best of g=4,8", "verdict"],
                 [[v["format"], v["precision"], v["threads"], v["fastest_g"], _f(v["g3_vs_best_of_4_8"], 3),
@@ -353,7 +393,8 @@ def _md_guidelines(gl: dict, plots: list[str]) -> list[str]:
                     [[v["format"], v["precision"], v["threads"], f"x{v['multiplier']}", v["paper_fastest"],
                       v["fastest_here"], _f(v["kendall_tau"]) + f" ({v['paper_basis']})", f"**{v['verdict']}**"]
                      + ([_f(v.get("neither_vs_both"), 2) + "x"] if g == "G4" else []) for v in vs])
-    L += ["Verdict: **holds** = the paper's fastest row is fastest here (within 3%, this machine's noise) and the "
+    L += ["Verdict: **holds** = the paper's fastest row is fastest here (its 95% interval overlaps the fastest row's) "
+          "and the "
           "order agrees (Kendall tau >= 0.5); **partly** = one of the two; else **does not hold**.", ""]
     L += [f"![guidelines]({p})" for p in plots] + [""]
     return L

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import RuntimeFailure, UsageError
-from . import fit, paper
+from . import fit, intervals, paper
 from .guidelines import Micro
 
 STUDIES = ("v1-table8", "v2-guidelines", "v1-groups")
@@ -38,13 +38,18 @@ class Settings:
     # The micro-benchmarks compare layer shapes, as the paper did in fp32; an int8 file per
     # micro-module and multiplier would double the full run (about a minute of conversion each).
     guideline_precisions: tuple = ("fp32",)
+    # Without --runs each file is measured until its median's 95% CI is within +-2% or this many
+    # seconds are spent (about 230 files in a full run: ~20 min of timing at most).
+    max_seconds: float = 5.0
+    # Conversions run in this many worker processes before any timing starts (None: one per core).
+    export_workers: int | None = None
 
     def effective(self) -> "Settings":
         """--quick: ONNX fp32 at 224 only, x1 micro-benchmarks, few runs."""
         if not self.quick:
             return self
         return Settings(self.device, self.target, ("onnx",), ("fp32",), ((224, 224),), self.threads,
-                        self.runs or 10, True, (1,), ("fp32",))
+                        self.runs or 10, True, (1,), ("fp32",), self.max_seconds, self.export_workers)
 
 
 @dataclass
@@ -122,25 +127,58 @@ def plan(study: str, s: Settings) -> list[Job]:
 
 
 def runs_for(job: Job, s: Settings, emulated: bool) -> tuple[int | None, int | None]:
-    """(runs, warmup): --runs if given; else about 2.5 s of timing per file (10..100 runs)."""
+    """(runs, warmup): --runs if given; else None (measure until stable within s.max_seconds)."""
     if s.runs:
         return int(s.runs), max(1, min(10, int(s.runs) // 10))
     if emulated:
         return None, None  # bench's emulated defaults
     est_ms = job.macs / (_EST_GMACS * 1e9) * 1e3
-    runs = int(max(10, min(100, 2500.0 / max(est_ms, 1e-3))))
-    return runs, max(2, min(10, runs // 10))
+    return None, int(max(2, min(10, 1000.0 / max(est_ms, 1e-3))))
+
+
+def export_estimate_s(job: Job) -> float:
+    if job.cached:
+        return 0.0
+    export = _EST_EXPORT_S.get((job.fmt, job.precision), 15.0)
+    if job.precision == "int8" and not isinstance(job.subject, Micro):
+        export += _zoo_calib(job.size) * job.macs / (_EST_GMACS * 1e9)  # calibration passes
+    return export * (1.0 + job.macs / 5e9)  # big inputs convert slower
+
+
+def time_estimate_s(job: Job, s: Settings, emulated: bool) -> float:
+    runs, warmup = runs_for(job, s, emulated)
+    per = job.macs / (_EST_GMACS * 1e9) * (500 if emulated else 1)
+    if runs is None and not emulated:  # until stable: usually well inside the budget on a quiet machine
+        from ..runtime.timing import MIN_RUNS
+
+        timed = max(MIN_RUNS * per, min(s.max_seconds, max(1.0, 0.5 * s.max_seconds)))
+    else:
+        timed = (runs or 5) * per
+    extra = ((warmup or 1) + (20 if job.profile else 0)) * per
+    return 3.0 + (timed + extra) * len(s.threads)  # 3 s: runner start-up and the GEMM peak
 
 
 def estimate_s(job: Job, s: Settings, emulated: bool) -> float:
-    export = 0.0 if job.cached else _EST_EXPORT_S.get((job.fmt, job.precision), 15.0)
-    if job.precision == "int8" and not job.cached and not isinstance(job.subject, Micro):
-        export += _zoo_calib(job.size) * job.macs / (_EST_GMACS * 1e9)  # calibration passes
-    export *= 1.0 + job.macs / 5e9  # big inputs convert slower
-    runs, warmup = runs_for(job, s, emulated)
-    per = job.macs / (_EST_GMACS * 1e9) * (500 if emulated else 1)
-    n = (runs or 5) + (warmup or 1) + (20 if job.profile else 0)
-    return export + 3.0 + n * per * len(s.threads)  # 3 s: runner start-up and the GEMM peak
+    return export_estimate_s(job) + time_estimate_s(job, s, emulated)
+
+
+def config_key(job: Job) -> tuple:
+    """What makes two jobs the same measurement: one file (subject, format, precision, size)."""
+    subj = job.subject.name if isinstance(job.subject, Micro) else str(job.subject)
+    return (subj, job.fmt, job.precision, tuple(job.size))
+
+
+def unique_jobs(jobs: list[Job]) -> tuple[list[Job], dict]:
+    """One job per configuration (v1_g3 at 224 is in Table 8 and in the groups study): the
+    first keeps the measurement, the rest share its result dict. Profiles are merged."""
+    first: dict = {}
+    for j in jobs:
+        k = config_key(j)
+        if k in first:
+            first[k].profile = first[k].profile or j.profile
+        else:
+            first[k] = j
+    return list(first.values()), first
 
 
 def _export(job: Job):
@@ -154,46 +192,145 @@ def _export(job: Job):
                          calib_size=_zoo_calib(job.size), quiet=True)
 
 
+def _export_worker(job: Job, threads: int) -> tuple[float, str | None, bool]:
+    """In a pool process: convert one file into the cache (seconds, one-line error, usage error?)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    t0 = time.perf_counter()
+    try:
+        _export(job)
+        return time.perf_counter() - t0, None, False
+    except UsageError as exc:
+        return time.perf_counter() - t0, str(exc), True
+    except RuntimeFailure as exc:
+        return time.perf_counter() - t0, str(exc), False
+    except Exception as exc:  # a converter crash belongs to this file only
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return time.perf_counter() - t0, f"{type(exc).__name__}: {first}", False
+    finally:
+        torch.set_num_threads(before)
+
+
+def export_all(jobs: list[Job], workers: int, on_done=None) -> dict:
+    """Convert every uncached file in ``workers`` processes (spawned: a fork of a process with
+    torch's thread pools can hang); timing starts only after, so it never shares the CPU with a
+    converter. Returns {config_key: (one-line error, is a usage error)} for the files that failed."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    todo = [j for j in jobs if not j.cached]
+    errors: dict = {}
+    if not todo:
+        return errors
+    if workers <= 1:
+        for j in todo:
+            sec, err, usage = _export_worker(j, os.cpu_count() or 1)
+            j.result["export_s"] = round(sec, 2)
+            if err:
+                errors[config_key(j)] = (err, usage)
+            if on_done:
+                on_done(j)
+        return errors
+    per_worker = max(1, (os.cpu_count() or 1) // workers)
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futs = {pool.submit(_export_worker, j, per_worker): j for j in todo}
+        for fut in cf.as_completed(futs):
+            j = futs[fut]
+            try:
+                sec, err, usage = fut.result()
+            except Exception as exc:  # the worker process died (out of memory, a converter's abort)
+                sec, err, usage = 0.0, f"conversion process failed: {type(exc).__name__}: {exc}"[:300], False
+            j.result["export_s"] = round(sec, 2)
+            if err:
+                errors[config_key(j)] = (err, usage)
+            if on_done:
+                on_done(j)
+    return errors
+
+
 def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True) -> None:
     """Export and bench every job; results (records, export seconds, load) land in job.result.
 
-    A failed conversion or run is kept as a one-line failure and the run goes on; if the very
-    first job fails on the device or on a usage error, nothing would run and the error is raised.
+    Each configuration is measured once (``unique_jobs``); conversions run first in a pool of
+    ``s.export_workers`` processes, then the files are timed one by one with nothing else of ours
+    running. A failed conversion or run is kept as a one-line failure and the run goes on; if the
+    very first timed job fails on the device or on a usage error, nothing would run and the error
+    is raised.
     """
     from tqdm import tqdm
 
     from ..bench import bench
     from ..bench.targets import TargetError
 
-    est = [estimate_s(j, s, emulated) for j in jobs]
-    bar = tqdm(total=round(sum(est)), unit="est-s", disable=not progress, dynamic_ncols=True,
+    uniq, by_key = unique_jobs(jobs)
+    workers = max(1, min(int(s.export_workers or os.cpu_count() or 1), sum(1 for j in uniq if not j.cached) or 1))
+    est_x = {id(j): export_estimate_s(j) / workers for j in uniq}
+    est_t = {id(j): time_estimate_s(j, s, emulated) for j in uniq}
+    bar = tqdm(total=round(sum(est_x.values()) + sum(est_t.values())), unit="est-s", disable=not progress,
+               dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} est-s [{elapsed}<{remaining}] {postfix}")
     ran_any = False
     try:
-        for job, e in zip(jobs, est):
+        bar.set_postfix_str(f"converting {sum(1 for j in uniq if not j.cached)} file(s) in {workers} process(es)")
+
+        def done(j):
+            bar.update(round(est_x[id(j)]))
+
+        failed = export_all(uniq, workers, on_done=done)
+        for job in uniq:
             bar.set_postfix_str(job.label())
+            if config_key(job) in failed:
+                err, usage = failed[config_key(job)]
+                if usage and not ran_any:  # see below: the settings, not this file
+                    raise UsageError(err)
+                job.result["error"] = err
+                bar.update(round(est_t[id(job)]))
+                continue
             t0 = time.perf_counter()
             load0 = os.getloadavg()[0]
             try:
-                path = _export(job)
-                t_export = time.perf_counter() - t0
+                path = _export(job)  # cached by now: returns at once
                 runs, warmup = runs_for(job, s, emulated)
                 recs = bench(artifact=path, device=s.device, target=s.target, threads=s.threads, runs=runs,
-                             warmup=warmup, profile=job.profile, quiet=True)
-                job.result = {"records": recs, "export_s": round(t_export, 2),
-                              "load_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}
+                             warmup=warmup, profile=job.profile, quiet=True,
+                             max_seconds=None if runs else s.max_seconds)
+                job.result.update({"records": recs, "time_s": round(time.perf_counter() - t0, 2),
+                                   "load_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]})
                 ran_any = True
             except (UsageError, TargetError) as exc:
                 # Before anything ran, this is the settings or the device, and every job would fail the
                 # same way; after that it belongs to this one file, and an hour of results is kept.
                 if not ran_any:
                     raise
-                job.result = {"error": str(exc)}
+                job.result["error"] = str(exc)
             except RuntimeFailure as exc:
-                job.result = {"error": str(exc)}
-            bar.update(round(e))
+                job.result["error"] = str(exc)
+            bar.update(round(est_t[id(job)]))
     finally:
         bar.close()
+    share_results(jobs, by_key)
+
+
+def share_results(jobs: list[Job], by_key: dict) -> None:
+    """Every job of a configuration gets the one measurement (the same dict) of its first job."""
+    for j in jobs:
+        j.result = by_key[config_key(j)].result
+
+
+def configuration_values(results: dict) -> dict:
+    """{(model, format, precision, engine, size, threads): {cost, ...}} over every section of a
+    report's results: a set of more than one value means a configuration was measured twice."""
+    out: dict = {}
+    for st in results.get("studies", {}).values():
+        for j in st.get("jobs", []):
+            subj = j["subject"]
+            name = subj.get("name") if isinstance(subj, dict) else str(subj)
+            for r in j.get("records", []):
+                key = (name, j["format"], j["precision"], r.get("engine"), tuple(j["input_size"]), r.get("threads"))
+                out.setdefault(key, set()).add(cost(r))
+    return out
 
 
 # ---------------------------------------------------------------- analysis
@@ -222,7 +359,13 @@ def _group_key(j: Job, r: dict) -> tuple:
     return (r["device"].get("target"), j.fmt, j.precision, int(r["threads"]), tuple(j.size))
 
 
+def _noisy(r: dict) -> bool:
+    return (r.get("stability") or {}).get("verdict") == "noisy"
+
+
 def analyse_table8(jobs: list[Job]) -> dict:
+    """Rows, power-law fits and the paper's ratios, each claim with a bootstrap 95% interval over
+    the runs and a verdict against the paper (``intervals.compare``)."""
     recs = list(_records(jobs))
     unit = cost_unit([r for _, r in recs])
     rows, groups = [], {}
@@ -231,53 +374,92 @@ def analyse_table8(jobs: list[Job]) -> dict:
         paper_ms = paper.table8_ms(j.name, size)
         if paper_ms is None and j.name in paper.V2_BLOCK and size == (224, 224):
             paper_ms = 1e3 / paper.V2_BLOCK[j.name]["arm_img_s"]  # v2 paper Table 8, Snapdragon 810
-        info = paper.TABLE8.get(j.name) or paper.V2_BLOCK.get(j.name)
+        boot = intervals.boot_medians(r)
         rows.append({"model": j.name, "format": j.fmt, "precision": j.precision, "threads": r["threads"],
-                     "input_size": list(size), "macs": j.macs, "paper_mflops": info["mflops"], "cost": cost(r),
+                     "input_size": list(size), "macs": j.macs, "cost": cost(r),
+                     "paper_mflops": (paper.TABLE8.get(j.name) or paper.V2_BLOCK.get(j.name))["mflops"],
+                     "cost_ci": intervals.interval(boot) if boot is not None else None, "noisy": _noisy(r),
                      "unit": unit, "paper_ms": paper_ms, "gmacs_per_s": r.get("gmacs_per_s"),
-                     "table8": j.name in paper.TABLE8})
+                     "table8": j.name in paper.TABLE8, **paper_mflops_columns(j.name)})
         if j.name in paper.TABLE8:
-            groups.setdefault(_group_key(j, r), {})[j.name] = (j.macs, cost(r))
+            groups.setdefault(_group_key(j, r), {})[j.name] = (j.macs, cost(r), boot)
     fits, ratios = [], []
     for (target, f, p, t, size), pts in sorted(groups.items(), key=lambda kv: str(kv[0])):
         key = {"target": target, "format": f, "precision": p, "threads": t, "input_size": list(size)}
+        boots = {m: v[2] for m, v in pts.items()}
+        have_boot = all(b is not None for b in boots.values())
         if len(pts) >= 2:
             try:
-                fits.append({**key, "unit": unit, **fit.fit_power_law([m for m, _ in pts.values()],
-                                                                      [c for _, c in pts.values()])})
+                d = fit.fit_power_law([m for m, _, _ in pts.values()], [c for _, c, _ in pts.values()])
             except ValueError:
-                pass
+                d = None
+            if d is not None:
+                if have_boot:
+                    ks = intervals.fit_k_boot([m for m, _, _ in pts.values()], list(boots.values()))
+                    d["k_ci"] = intervals.interval(ks)
+                    d["speedup_per_4x_ci"] = intervals.interval(4.0 ** ks)
+                d["verdict"] = intervals.compare(paper.PAPER_SPEEDUP_PER_4X, d["speedup_per_4x"],
+                                                 d.get("speedup_per_4x_ci"), intervals.LAW_MAX_HALFWIDTH)
+                fits.append({**key, "unit": unit, **d})
         ours = fit.speedup_ratios({m: v[0] for m, v in pts.items()}, {m: v[1] for m, v in pts.items()})
         theirs = {x["pair"]: x for x in fit.paper_ratios(size)}
         for x in ours:
             pr = theirs.get(x["pair"], {})
-            ratios.append({**key, **x, "paper_theoretical": pr.get("theoretical"), "paper_actual": pr.get("actual")})
+            ci = intervals.interval(boots[x["slow"]] / boots[x["fast"]]) if have_boot else None
+            ratios.append({**key, **x, "actual_ci": ci, "paper_theoretical": pr.get("theoretical"),
+                           "paper_actual": pr.get("actual"),
+                           "verdict": intervals.compare(pr.get("actual"), x["actual"], ci,
+                                                        intervals.RATIO_MAX_REL_HALFWIDTH * x["actual"])})
     return {"unit": unit, "rows": rows, "fits": fits, "ratios": ratios, "paper_fits": fit.paper_fits(),
             "paper_k": paper.PAPER_K, "paper_speedup_per_4x": paper.PAPER_SPEEDUP_PER_4X}
 
 
+def paper_mflops_columns(model: str) -> dict:
+    """The paper's complexity of ``model`` from each table that gives one, keyed by the table."""
+    out = {}
+    if model in paper.TABLE8:
+        out["paper_mflops_v1_table8"] = paper.TABLE8[model]["mflops"]
+    if model in paper.V1_GROUPS:
+        out["paper_mflops_v1_table1"] = paper.V1_GROUPS[model]["mflops"]
+    if model in paper.V2_BLOCK:
+        out["paper_mflops_v2_table5"] = paper.V2_BLOCK[model]["mflops"]
+    return out
+
+
 def analyse_groups(jobs: list[Job]) -> dict:
+    """g = 1..8 at 1x. The claim holds when g=3's interval lies below both g=4's and g=8's, does
+    not hold when g=4's or g=8's lies below g=3's, and is inconclusive when they overlap."""
     recs = list(_records(jobs))
     unit = cost_unit([r for _, r in recs])
     rows, verdicts, groups = [], [], {}
     for j, r in recs:
         info = paper.V1_GROUPS[j.name]
+        boot = intervals.boot_medians(r)
+        c = cost(r)
         row = {"model": j.name, "g": info["g"], "format": j.fmt, "precision": j.precision, "threads": r["threads"],
-               "macs": j.macs, "paper_mflops": info["mflops"], "top1_err": info["top1_err"], "cost": cost(r),
-               "unit": unit}
+               "macs": j.macs, "paper_mflops": info["mflops"], "top1_err": info["top1_err"], "cost": c,
+               "cost_ci": intervals.interval(boot) if boot is not None else [c, c], "noisy": _noisy(r), "unit": unit,
+               **paper_mflops_columns(j.name)}
         rows.append(row)
-        groups.setdefault(_group_key(j, r), []).append(row)
-    for (target, f, p, t, _), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        by_g = {x["g"]: x["cost"] for x in rs}
-        fastest = min(by_g, key=by_g.get)
-        rivals = {g: c for g, c in by_g.items() if g >= paper.V1_GROUPS_CLAIM}
-        holds = bool(rivals) and min(rivals, key=rivals.get) == paper.V1_GROUPS_CLAIM
-        verdicts.append({"target": target, "format": f, "precision": p, "threads": t, "fastest_g": fastest,
-                         "g3_vs_best_of_4_8": (by_g.get(3) / min(c for g, c in rivals.items() if g != 3))
-                         if 3 in by_g and len(rivals) > 1 else None,
-                         "holds": holds,
-                         "verdict": ("holds: g=3 is faster than g=4 and g=8" if holds else
-                                     f"does not hold: g={min(rivals, key=rivals.get)} beats g=3") if rivals else "n/a"})
+        groups.setdefault(_group_key(j, r), []).append((row, boot))
+    for (target, f, p, t, _), rbs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        rs = [x for x, _ in rbs]
+        by_g = {x["g"]: x for x in rs}
+        fastest = min(by_g, key=lambda g: by_g[g]["cost"])
+        rivals = [g for g in by_g if g > paper.V1_GROUPS_CLAIM]
+        v = {"target": target, "format": f, "precision": p, "threads": t, "fastest_g": fastest,
+             "g3_vs_best_of_4_8": None, "holds": False, "verdict": "n/a"}
+        if 3 in by_g and rivals:
+            best = min(rivals, key=lambda g: by_g[g]["cost"])
+            v["g3_vs_best_of_4_8"] = by_g[3]["cost"] / by_g[best]["cost"]
+            sides = [intervals.faster_slower_overlap(by_g[3]["cost_ci"], by_g[g]["cost_ci"]) for g in rivals]
+            if all(x == -1 for x in sides):
+                v["holds"], v["verdict"] = True, "holds: g=3 is faster than g=4 and g=8 (intervals apart)"
+            elif any(x == 1 for x in sides):
+                v["verdict"] = f"does not hold: g={best} beats g=3 (intervals apart)"
+            else:
+                v["verdict"] = f"inconclusive: g=3 and g={best} are within each other's intervals"
+        verdicts.append(v)
     return {"unit": unit, "rows": rows, "verdicts": verdicts}
 
 
@@ -301,10 +483,12 @@ def analyse_guidelines(jobs: list[Job]) -> dict:
             c = cfg.channels[0]
             closed = BLOCKS * conv1x1_memory_access(c, c, HW, HW, cfg.groups)
         c = cost(r)
+        boot = intervals.boot_medians(r)
         row = {"guideline": cfg.guideline, "variant": cfg.variant, "multiplier": cfg.multiplier,
                "channels": list(cfg.channels), "format": j.fmt, "precision": j.precision, "threads": r["threads"],
                "macs": j.macs, "memory_access": mac_cache[cfg.name], "memory_access_closed_form": closed,
-               "cost": c, "unit": unit, "per_s": (1e3 / c) if unit == "ms" else None,
+               "cost": c, "cost_ci": intervals.interval(boot) if boot is not None else None, "noisy": _noisy(r),
+               "unit": unit, "per_s": (1e3 / c) if unit == "ms" else None,
                "paper_arm_img_s": paper.paper_arm_img_s(cfg.guideline, cfg.variant, cfg.multiplier)}
         rows.append(row)
         tables.setdefault((cfg.guideline, r["device"].get("target"), j.fmt, j.precision, r["threads"],
@@ -316,9 +500,10 @@ def analyse_guidelines(jobs: list[Job]) -> dict:
     return {"unit": unit, "rows": rows, "verdicts": verdicts}
 
 
-def guideline_verdict(guideline: str, rows: list[dict], multiplier: int, tolerance: float = 0.03) -> dict:
-    """Does the paper's ranking hold? Its predicted fastest row must be fastest here (within
-    ``tolerance``, the noise of a shared machine) and the orders must agree (Kendall tau)."""
+def guideline_verdict(guideline: str, rows: list[dict], multiplier: int) -> dict:
+    """Does the paper's ranking hold? Its predicted fastest row must be fastest here (its cost
+    interval overlaps the fastest row's: not distinguishable from it) and the orders must agree
+    (Kendall tau). Rows without an interval (``cost_ci``) are compared as points."""
     spec = paper.GUIDELINES[guideline]
     speed = {r["variant"]: 1.0 / r["cost"] for r in rows}  # higher is better for ms and instructions alike
     order = [row["variant"] for row in spec["rows"] if row["variant"] in speed]
@@ -329,7 +514,8 @@ def guideline_verdict(guideline: str, rows: list[dict], multiplier: int, toleran
         basis = "x1 (paper has no other column)"
     best = max(speed, key=speed.get)
     want = spec["fastest"]
-    fastest_ok = want in speed and speed[want] >= (1.0 - tolerance) * speed[best]
+    ci = {r["variant"]: r.get("cost_ci") or [r["cost"], r["cost"]] for r in rows}
+    fastest_ok = want in speed and intervals.faster_slower_overlap(ci[want], ci[best]) <= 0
     tau = fit.kendall_tau(paper_vals, [speed[v] for v in order])
     if fastest_ok and tau is not None and tau >= 0.5:
         verdict = "holds"
