@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .models import create_model, get_spec, layout_for, parse_input_size
+from .models import create_model, get_spec, parse_input_size, stem_for
 from .models.common import Add, ChannelShuffle, Concat, GlobalAvgPool
 
 _FREE = (nn.Identity, nn.Dropout, nn.Flatten, nn.BatchNorm2d)
@@ -141,7 +141,7 @@ def complexity(name: str, input_size=None, num_classes: int = 1000) -> Complexit
     spec = get_spec(name)
     size = parse_input_size(input_size if input_size is not None else spec.default_input_size)
     with torch.device("meta"):
-        model = spec.build(num_classes=num_classes, layout=layout_for(size))
+        model = spec.build(num_classes=num_classes, stem=stem_for(size))
     model.edge_meta = {"name": spec.name, "input_size": list(size), "num_classes": num_classes}
     return measure(model.eval(), size)
 

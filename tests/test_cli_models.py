@@ -29,7 +29,7 @@ def test_models_table_and_info(edge_cli):
 def test_info_json_at_small_input(edge_cli):
     r = edge_cli("info", "v2", "--input-size", "32", "--num-classes", "10", "--json")
     info = json.loads(r.stdout)
-    assert info["layout"] == "cifar" and info["input_size"] == [32, 32] and info["layers"][-1]["out_shape"] == [10]
+    assert info["stem"] == "cifar" and "layout" not in info and info["input_size"] == [32, 32] and info["layers"][-1]["out_shape"] == [10]
 
 
 def test_unknown_model_is_one_line_exit_2(edge_cli):

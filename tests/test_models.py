@@ -57,10 +57,10 @@ def test_every_model_runs_at_its_default_size(name):
 
 
 @pytest.mark.parametrize("name", ["v1_g3", "v1_g8_0.5x", "v2_1.0x", "mobilenet_v1_1.0x", "mobilenet_v2", "alexnet"])
-@pytest.mark.parametrize("size,layout", [(32, "cifar"), (56, "tiny"), (64, "tiny")])
-def test_small_input_layouts(name, size, layout):
+@pytest.mark.parametrize("size,stem", [(32, "cifar"), (56, "tinyimagenet"), (64, "tinyimagenet")])
+def test_small_input_stems(name, size, stem):
     model = create_model(name, num_classes=10, input_size=size)
-    assert model.edge_meta["layout"] == layout
+    assert model.edge_meta["stem"] == stem and "layout" not in model.edge_meta
     feats = []
     last = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     last.register_forward_hook(lambda m, i, o: feats.append(o.shape[-1]))

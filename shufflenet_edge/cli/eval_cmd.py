@@ -4,7 +4,10 @@ from __future__ import annotations
 import click
 
 from .app import main
-from .options import console, print_json
+from .options import print_json
+from .tables import Col, console, print_table
+
+_CLASS_COLS = (Col("class"), Col("accuracy", lambda v: f"{v:.2%}", number=True), Col("n", number=True))
 
 
 @main.command("eval")
@@ -19,7 +22,8 @@ from .options import console, print_json
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (top1, top5, n, per_class, confusion, ...).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix as a PNG.")
-def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, threads, as_json, plot):
+@click.option("--wide", is_flag=True, help="Never fold long class names, however wide the table gets.")
+def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, threads, as_json, plot, wide=False):
     """Top-1/top-5, per-class accuracy and confusion of a checkpoint or exported file."""
     from ..errors import UsageError
     from ..evaluate import evaluate
@@ -34,21 +38,16 @@ def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, t
         print_json(r)
         return
     src = r.get("artifact") or r.get("checkpoint")
-    click.echo(f"{src} on {r['data']} ({r['split']}, n={r['n']}): top-1 {r['top1']:.2%}  top-5 {r['top5']:.2%}")
-    from rich.table import Table
-
-    table = Table(title="per-class accuracy")
-    table.add_column("class")
-    table.add_column("accuracy", justify="right")
-    table.add_column("n", justify="right")
-    for name, v in r["per_class"].items():
-        table.add_row(name, "-" if v["accuracy"] is None else f"{v['accuracy']:.2%}", str(v["n"]))
+    out = console()
+    say = lambda text: out.print(text, highlight=False, markup=False)  # wrapped at the terminal's width
+    say(f"{src} on {r['data']} ({r['split']}, n={r['n']}): top-1 {r['top1']:.2%}  top-5 {r['top5']:.2%}")
     if len(r["per_class"]) <= 50:
-        console().print(table)
+        print_table(_CLASS_COLS, [(name, v["accuracy"], v["n"]) for name, v in r["per_class"].items()],
+                    title="per-class accuracy", wide=wide, out=out)
     if r["most_confused"]:
-        click.echo("most confused (actual -> predicted): " +
-                   ", ".join(f"{p['actual']} -> {p['predicted']} ({p['count']})" for p in r["most_confused"]))
+        say("most confused (actual -> predicted): " +
+            ", ".join(f"{p['actual']} -> {p['predicted']} ({p['count']})" for p in r["most_confused"]))
     for note in r.get("notes", []):
-        click.echo(f"note: {note}")
+        say(f"note: {note}")
     if plot:
-        click.echo(f"confusion matrix: {r['plot']}")
+        say(f"confusion matrix: {r['plot']}")

@@ -5,6 +5,7 @@ import click
 
 from ..errors import UsageError
 from ..models import parse_input_size
+from .tables import console  # noqa: F401  (commands import it from here too)
 
 
 class InputSize(click.ParamType):
@@ -20,15 +21,6 @@ class InputSize(click.ParamType):
 
 
 INPUT_SIZE = InputSize()
-
-
-def console():
-    """A rich console that does not squeeze tables to 80 columns when output is piped to a file."""
-    import sys
-
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 def print_json(obj) -> None:

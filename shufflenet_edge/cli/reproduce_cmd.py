@@ -93,18 +93,21 @@ def reproduce_command(study, device, target, formats, precisions, resolutions, t
     res = reproduce(study, s, out=out, command="edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     from ..reproduce.intervals import QUIETER
     from ..reproduce.report import headline, noisy_summary
+    from .tables import console
 
+    con = console()
+    say = lambda text: con.print(text, highlight=False, markup=False)  # wrapped at the terminal's width
     hl = headline(res)
     if hl:
-        click.echo(hl)
+        say(hl)
     if noisy_summary(res):
-        click.echo(f"for a quieter run: {QUIETER}")
+        say(f"for a quieter run: {QUIETER}")
     for n, st in res["studies"].items():
         for v in st["analysis"].get("verdicts", []):
             if "guideline" in v:
-                click.echo(f"{v['guideline']} x{v['multiplier']} {v['format']} {v['precision']}: {v['verdict']}")
+                say(f"{v['guideline']} x{v['multiplier']} {v['format']} {v['precision']}: {v['verdict']}")
             else:
-                click.echo(f"v1 groups {v['format']} {v['precision']}: {v['verdict']}")
+                say(f"v1 groups {v['format']} {v['precision']}: {v['verdict']}")
     if res["failures"]:
         click.echo(f"{len(res['failures'])} file(s) failed; see the report's Failures section", err=True)
     click.echo(f"report: {out}/report.md")

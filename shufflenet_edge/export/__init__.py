@@ -116,7 +116,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
         net = model.eval()
         if not isinstance(getattr(net, "edge_meta", None), dict):
             raise UsageError("a module passed to export() needs an edge_meta dict (name, input_size, num_classes, ...)")
-        meta = {"checkpoint_sha256": "untrained", "labels": None, "num_classes": 0, "layout": "imagenet",
+        meta = {"checkpoint_sha256": "untrained", "labels": None, "num_classes": 0, "stem": "imagenet",
                 "preprocessing": None, **net.edge_meta}
         if meta["preprocessing"] is None:
             from ..models import default_preprocessing

@@ -8,11 +8,11 @@ from torch import nn
 
 from ..checkpoint import load_checkpoint, sha256_file
 from ..errors import UsageError
-from .common import LAYOUTS, channel_shuffle, layout_for, parse_input_size
+from .common import STEMS, channel_shuffle, parse_input_size, stem_for
 from .registry import IMAGENET_MEAN, IMAGENET_STD, UNBUILDABLE, ModelSpec, PaperMeta, get_spec, list_models, model_specs, resolve_name
 
 __all__ = ["create_model", "list_models", "get_spec", "model_specs", "ModelSpec", "PaperMeta", "channel_shuffle",
-           "parse_input_size", "layout_for", "UNBUILDABLE", "default_preprocessing", "LAYOUTS"]
+           "parse_input_size", "stem_for", "UNBUILDABLE", "default_preprocessing", "STEMS"]
 
 
 def default_preprocessing() -> dict:
@@ -41,7 +41,7 @@ def create_model(name: str | None = None, num_classes: int | None = None, checkp
     With a checkpoint of this project's format, the model name, input size and num_classes come
     from it and a contradicting argument is an error. A plain state_dict (torchvision v2) is
     loaded strictly into ``name``, with num_classes taken from its ``fc.weight``.
-    The returned module carries ``edge_meta``: name, input size, layout, num_classes,
+    The returned module carries ``edge_meta``: name, input size, stem (cifar, tinyimagenet, imagenet), num_classes,
     preprocessing, labels and the checkpoint's sha256 (or "untrained").
     """
     ckpt = load_checkpoint(checkpoint) if checkpoint is not None else None
@@ -72,8 +72,8 @@ def create_model(name: str | None = None, num_classes: int | None = None, checkp
     if num_classes < 1:
         raise UsageError(f"bad --num-classes {num_classes}: must be >= 1")
     size = size or (spec.default_input_size, spec.default_input_size)
-    layout = layout_for(size)
-    model = spec.build(num_classes=num_classes, layout=layout)
+    stem = stem_for(size)
+    model = spec.build(num_classes=num_classes, stem=stem)
     if ckpt is not None:
         _load_weights(model, ckpt["state_dict"], spec.name, checkpoint)
     if labels is not None and len(labels) != num_classes:
@@ -82,7 +82,7 @@ def create_model(name: str | None = None, num_classes: int | None = None, checkp
         "name": spec.name,
         "family": spec.family,
         "input_size": [int(size[0]), int(size[1])],
-        "layout": layout,
+        "stem": stem,
         "num_classes": num_classes,
         "preprocessing": preprocessing or default_preprocessing(),
         "labels": labels,

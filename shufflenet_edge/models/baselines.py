@@ -18,16 +18,16 @@ MOBILENET_V1_WIDTHS = (0.25, 0.5, 0.75, 1.0)
 
 
 class MobileNetV1(nn.Module):
-    def __init__(self, width: float = 1.0, num_classes: int = 1000, layout: str = IMAGENET):
+    def __init__(self, width: float = 1.0, num_classes: int = 1000, stem: str = IMAGENET):
         super().__init__()
         self.width = width
         c = lambda ch: int(ch * width)  # noqa: E731 - the paper's width multiplier, truncated
         # Small inputs drop the stem stride (and for 32 px one block stride) to end on a 4x4 map.
-        stem_stride = 2 if layout == IMAGENET else 1
+        stem_stride = 2 if stem == IMAGENET else 1
         layers: list[nn.Module] = [nn.Sequential(*conv_bn(3, c(32), 3, stem_stride))]
         inp = c(32)
         for i, (oup, stride) in enumerate(MOBILENET_V1_BLOCKS):
-            if layout == CIFAR and i == 1:
+            if stem == CIFAR and i == 1:
                 stride = 1
             layers.append(nn.Sequential(*conv_bn(inp, inp, 3, stride, groups=inp), *conv_bn(inp, c(oup), 1, 1)))
             inp = c(oup)
@@ -41,12 +41,12 @@ class MobileNetV1(nn.Module):
 
 
 class AlexNet(nn.Module):
-    def __init__(self, num_classes: int = 1000, layout: str = IMAGENET, dropout: float = 0.5):
+    def __init__(self, num_classes: int = 1000, stem: str = IMAGENET, dropout: float = 0.5):
         super().__init__()
         # Small inputs replace the 11x11/4 stem so three max-pools still leave a spatial map.
-        stem = {IMAGENET: nn.Conv2d(3, 64, 11, 4, 2), TINY: nn.Conv2d(3, 64, 5, 2, 2), CIFAR: nn.Conv2d(3, 64, 3, 1, 1)}[layout]
+        first = {IMAGENET: nn.Conv2d(3, 64, 11, 4, 2), TINY: nn.Conv2d(3, 64, 5, 2, 2), CIFAR: nn.Conv2d(3, 64, 3, 1, 1)}[stem]
         self.features = nn.Sequential(
-            stem, nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            first, nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
             nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
             nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
@@ -61,13 +61,13 @@ class AlexNet(nn.Module):
         return self.classifier(self.flatten(self.avgpool(self.features(x))))
 
 
-def mobilenet_v2(num_classes: int = 1000, layout: str = IMAGENET) -> nn.Module:
+def mobilenet_v2(num_classes: int = 1000, stem: str = IMAGENET) -> nn.Module:
     """torchvision's MobileNet v2; small inputs drop the stem stride (and for 32 px block 2's)."""
     from torchvision.models import mobilenet_v2 as tv_mobilenet_v2
 
     model = tv_mobilenet_v2(weights=None, num_classes=num_classes)
-    if layout != IMAGENET:
+    if stem != IMAGENET:
         model.features[0][0].stride = (1, 1)
-    if layout == CIFAR:
+    if stem == CIFAR:
         model.features[2].conv[1][0].stride = (1, 1)
     return model

@@ -1,4 +1,4 @@
-"""Pieces shared by every architecture: channel shuffle, the stem layout rule, small op modules.
+"""Pieces shared by every architecture: channel shuffle, the stem rule, small op modules.
 
 Parameterless ops (shuffle, concat, add) are modules rather than functional calls so that the
 complexity counter's forward hooks see them and can charge their memory traffic.
@@ -10,13 +10,13 @@ from torch import nn
 
 from ..errors import UsageError
 
-# The input size picks the stem, as the seed projects did.
-CIFAR, TINY, IMAGENET = "cifar", "tiny", "imagenet"
-LAYOUTS = (CIFAR, TINY, IMAGENET)
+# The input size picks the stem regime, as the seed projects did. ("layout" means nchw/nhwc only.)
+CIFAR, TINY, IMAGENET = "cifar", "tinyimagenet", "imagenet"
+STEMS = (CIFAR, TINY, IMAGENET)
 
 
-def layout_for(input_size: tuple[int, int]) -> str:
-    """32 px (up to 40) -> CIFAR layout, up to 96 px -> Tiny ImageNet layout, larger -> ImageNet."""
+def stem_for(input_size: tuple[int, int]) -> str:
+    """32 px (up to 40) -> CIFAR stem, up to 96 px -> Tiny ImageNet stem, larger -> ImageNet."""
     side = max(input_size)
     if side <= 40:
         return CIFAR
@@ -77,7 +77,7 @@ class Add(nn.Module):
 
 
 class GlobalAvgPool(nn.Module):
-    """Mean over H and W; works for any final map size (small-input layouts end on 4x4)."""
+    """Mean over H and W; works for any final map size (small-input stems end on 4x4)."""
 
     def forward(self, x):
         return x.mean((2, 3))

@@ -39,8 +39,8 @@ class ModelSpec:
     default_input_size: int = 224
     config: dict = field(default_factory=dict)  # e.g. groups/scale, for display
 
-    def build(self, num_classes: int, layout: str) -> nn.Module:
-        return self.builder(num_classes=num_classes, layout=layout)
+    def build(self, num_classes: int, stem: str) -> nn.Module:
+        return self.builder(num_classes=num_classes, stem=stem)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -1,4 +1,4 @@
-"""ShuffleNet v1 (Zhang et al., CVPR 2018), the layout of the paper's Table 1.
+"""ShuffleNet v1 (Zhang et al., CVPR 2018), the architecture of the paper's Table 1.
 
 Channel rule (one rule for every groups/scale pair, and it reproduces megvii's official g=3
 table exactly): stage channels = Table 1's 1x channels for g, times the scale, rounded to a
@@ -84,21 +84,21 @@ class ShuffleUnit(nn.Module):
 
 
 class ShuffleNetV1(nn.Module):
-    def __init__(self, groups: int = 3, scale: float = 1.0, num_classes: int = 1000, layout: str = IMAGENET,
+    def __init__(self, groups: int = 3, scale: float = 1.0, num_classes: int = 1000, stem: str = IMAGENET,
                  channels: list[int] | None = None):
         super().__init__()
         plan = list(channels) if channels is not None else channel_plan(groups, scale)
         check_plan(plan, groups)
         self.groups, self.scale, self.channels = groups, scale, plan
-        stem = plan[0]
-        if layout == CIFAR:  # seed tutorial: 1x1 stem, no max-pool, 32 -> 16 -> 8 -> 4
-            self.conv1 = nn.Sequential(nn.Conv2d(3, stem, 1, 1, 0, bias=False), nn.BatchNorm2d(stem), nn.ReLU(inplace=True))
+        stem_ch = plan[0]
+        if stem == CIFAR:  # seed tutorial: 1x1 stem, no max-pool, 32 -> 16 -> 8 -> 4
+            self.conv1 = nn.Sequential(nn.Conv2d(3, stem_ch, 1, 1, 0, bias=False), nn.BatchNorm2d(stem_ch), nn.ReLU(inplace=True))
             self.maxpool = nn.Identity()
         else:  # Tiny ImageNet keeps the max-pool but not the stem stride: 56 -> 28 -> 14 -> 7 -> 4
-            stride = 2 if layout == IMAGENET else 1
-            self.conv1 = nn.Sequential(nn.Conv2d(3, stem, 3, stride, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU(inplace=True))
+            stride = 2 if stem == IMAGENET else 1
+            self.conv1 = nn.Sequential(nn.Conv2d(3, stem_ch, 3, stride, 1, bias=False), nn.BatchNorm2d(stem_ch), nn.ReLU(inplace=True))
             self.maxpool = nn.MaxPool2d(3, 2, 1)
-        inp = stem
+        inp = stem_ch
         for idx, (oup, repeats) in enumerate(zip(plan[1:], STAGE_REPEATS), start=2):
             units = [ShuffleUnit(inp if i == 0 else oup, oup, groups, 2 if i == 0 else 1, first_group=(idx == 2 and i == 0))
                      for i in range(repeats)]

@@ -48,19 +48,19 @@ class InvertedResidual(nn.Module):
 
 
 class ShuffleNetV2(nn.Module):
-    def __init__(self, scale: float = 1.0, num_classes: int = 1000, layout: str = IMAGENET):
+    def __init__(self, scale: float = 1.0, num_classes: int = 1000, stem: str = IMAGENET):
         super().__init__()
         channels = STAGE_CHANNELS[scale]
         self.scale = scale
-        stem = channels[0]
-        if layout == CIFAR:
-            self.conv1 = nn.Sequential(nn.Conv2d(3, stem, 1, 1, 0, bias=False), nn.BatchNorm2d(stem), nn.ReLU(inplace=True))
+        stem_ch = channels[0]
+        if stem == CIFAR:
+            self.conv1 = nn.Sequential(nn.Conv2d(3, stem_ch, 1, 1, 0, bias=False), nn.BatchNorm2d(stem_ch), nn.ReLU(inplace=True))
             self.maxpool = nn.Identity()
         else:
-            stride = 2 if layout == IMAGENET else 1
-            self.conv1 = nn.Sequential(nn.Conv2d(3, stem, 3, stride, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU(inplace=True))
+            stride = 2 if stem == IMAGENET else 1
+            self.conv1 = nn.Sequential(nn.Conv2d(3, stem_ch, 3, stride, 1, bias=False), nn.BatchNorm2d(stem_ch), nn.ReLU(inplace=True))
             self.maxpool = nn.MaxPool2d(3, 2, 1)
-        inp = stem
+        inp = stem_ch
         for idx, (oup, repeats) in enumerate(zip(channels[1:4], STAGE_REPEATS), start=2):
             units = [InvertedResidual(inp, oup, 2)] + [InvertedResidual(oup, oup, 1) for _ in range(repeats - 1)]
             setattr(self, f"stage{idx}", nn.Sequential(*units))
