@@ -6,6 +6,7 @@ names the table so a reader can check them.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
@@ -100,7 +101,9 @@ _V2_PAPER = {0.5: (41, 1.4, 39.7), 1.0: (146, 2.3, 30.6), 1.5: (299, 3.5, 27.4),
 for _s, (_mf, _pm, _err) in _V2_PAPER.items():
     register(ModelSpec(
         f"v2_{_fmt_scale(_s)}x", "shufflenet_v2", partial(v2.ShuffleNetV2, scale=_s), PaperMeta(_mf, _pm, _err, "v2 Table 5/8"),
-        aliases=("v2", "v2_1x") if _s == 1.0 else (), config={"scale": _s, "channels": list(v2.STAGE_CHANNELS[_s])}))
+        # torchvision's builder name is an alias: the state_dict is the same
+        aliases=(("v2", "v2_1x") if _s == 1.0 else ()) + (f"shufflenet_v2_x{_fmt_scale(_s).replace('.', '_')}",),
+        config={"scale": _s, "channels": list(v2.STAGE_CHANNELS[_s])}))
 
 # --- Baselines -------------------------------------------------------------------------------
 _MBV1_PAPER = {1.0: (569, 4.2, 29.4), 0.75: (325, 2.6, 31.6), 0.5: (149, 1.3, 36.3), 0.25: (41, 0.5, 49.4)}
@@ -115,14 +118,46 @@ register(ModelSpec("alexnet", "alexnet", AlexNet, PaperMeta(720, 61.0, 42.8, "v1
                    config={"variant": "one-tower (Krizhevsky 2014, torchvision)"}))
 
 
-def resolve_name(name: str) -> str:
+def _spelling(name: str) -> str:
+    """How users spell our names, brought to our spelling: ``ShuffleNetV2_x1_0`` -> ``v2_1.0x``,
+    ``shufflenet_v1_g3`` -> ``v1_g3``, ``mobilenetv2`` -> ``mobilenet_v2``."""
+    s = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    s = re.sub(r"^shuffle_?net_?", "", s)  # the family's own name: ours are v1_* and v2_*
+    s = re.sub(r"([a-z])_?v(\d)", r"\1_v\2", s)  # mobilenetv2 -> mobilenet_v2
+    s = re.sub(r"(?:^|_)x(\d+)(?:[_.](\d+))?(?=_|$)", lambda m: f"_{m[1]}.{m[2] or 0}x", s)  # _x1_0 -> _1.0x
+    s = re.sub(r"(?:^|_)(\d+)x(?=_|$)", lambda m: f"_{m[1]}.0x", s)  # _2x -> _2.0x
+    s = re.sub(r"_?g(\d)", r"_g\1", s)  # v1g3 -> v1_g3
+    return re.sub(r"_+", "_", s).strip("_")
+
+
+def _lookup(name: str) -> str | None:
     if name in _REGISTRY:
         return name
-    if name in _ALIASES:
-        return _ALIASES[name]
+    return _ALIASES.get(name)
+
+
+_FAMILY_DEFAULT = {"v1": "v1_g3", "v2": "v2_1.0x"}  # a family named without groups/scale: the papers' main model
+
+
+def suggestions(name: str, n: int = 3) -> list[str]:
+    """Registered names a mistyped ``name`` most likely meant (family and separators understood)."""
+    spelled = _spelling(name)
+    for guess in (spelled, _FAMILY_DEFAULT.get(spelled, ""), spelled + "_1.0x"):
+        found = _lookup(guess)
+        if found is not None:
+            return [found]
+    pool = {**{a: target for a, target in _ALIASES.items()}, **{k: k for k in _REGISTRY}}
+    close = difflib.get_close_matches(spelled, list(pool), n=n * 2, cutoff=0.5)
+    return list(dict.fromkeys(pool[c] for c in close))[:n]
+
+
+def resolve_name(name: str) -> str:
+    found = _lookup(name)
+    if found is not None:
+        return found
     if name in UNBUILDABLE:
         raise UsageError(f"model '{name}' cannot be built: {UNBUILDABLE[name]}")
-    close = difflib.get_close_matches(name, list(_REGISTRY) + list(_ALIASES), n=3, cutoff=0.5)
+    close = suggestions(name)
     hint = f" (did you mean {', '.join(close)}?)" if close else " (see `edge models`)"
     raise UsageError(f"unknown model '{name}'{hint}")
 
