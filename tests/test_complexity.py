@@ -6,7 +6,7 @@ from shufflenet_edge.complexity import complexity, conv1x1_memory_access, measur
 
 PAPER_MACS = {
     "v1_g1": 143e6, "v1_g2": 140e6, "v1_g3": 137e6, "v1_g4": 133e6, "v1_g8": 137e6,
-    "v1_g3_0.5x": 38e6, "v1_g3_2.0x": 524e6,
+    "v1_g3_0.5x": 38e6, "v1_g3_2.0x": 524e6, "v1_g3_0.25x": 13e6,  # Table 2: ~13 MFLOPs (within 5% below)
     "v2_0.5x": 41e6, "v2_1.0x": 146e6, "v2_1.5x": 299e6, "v2_2.0x": 591e6,
     "mobilenet_v1_1.0x": 569e6, "alexnet": 720e6,
 }
@@ -15,13 +15,21 @@ PAPER_MACS = {
 @pytest.mark.parametrize("name,paper", PAPER_MACS.items())
 def test_macs_match_papers_within_2_percent(name, paper):
     macs = complexity(name).macs
-    assert abs(macs - paper) / paper <= 0.02, (name, macs)
+    # Table 2 gives 0.25x as "about 13": within 5%; every exact figure within 2%
+    assert abs(macs - paper) / paper <= (0.05 if name.endswith("0.25x") else 0.02), (name, macs)
 
 
 @pytest.mark.parametrize("name,params", [("v2_0.5x", 1_366_792), ("v2_1.0x", 2_278_604),
                                          ("v2_1.5x", 3_503_624), ("v2_2.0x", 7_393_996)])
 def test_v2_params_equal_torchvision(name, params):
     assert complexity(name).params == params
+
+
+def test_v1_stem_rule_is_one_rule_for_every_scale():
+    from shufflenet_edge.models.shufflenet_v1 import channel_plan
+
+    assert [channel_plan(3, s)[0] for s in (0.25, 0.5, 1.0, 1.5, 2.0)] == [12, 12, 24, 24, 48]
+    assert channel_plan(8, 0.25)[0] == 16  # rounded up to a multiple of g
 
 
 def test_v1_g3_official_channel_table():

@@ -3,8 +3,11 @@
 Channel rule (one rule for every groups/scale pair, and it reproduces megvii's official g=3
 table exactly): stage channels = Table 1's 1x channels for g, times the scale, rounded to a
 multiple of 4*g (so the bottleneck, 1/4 of the output, splits into g groups); stem channels =
-12 / 24 / 24 / 48 for 0.5x / 1x / 1.5x / 2x (6 for 0.25x) as megvii scales the stem, rounded up
-to a multiple of g (so the first unit's residual branch, out - stem, splits into g groups).
+the largest 12 * 2^n not above 24 * scale, at least 12, rounded up to a multiple of g (so the
+first unit's residual branch, out - stem, splits into g groups). That is megvii's 12 / 24 / 24 /
+48 for 0.5x / 1x / 1.5x / 2x, and 12 for 0.25x: the stem never shrinks below the 0.5x model's.
+Halving it to 6 at 0.25x would give 11.0 M MACs for g = 3; Table 2's ~13 MFLOPs needs 12
+(13.3 M), so the paper's 0.25x keeps the 0.5x stem.
 """
 from __future__ import annotations
 
@@ -17,10 +20,14 @@ from .common import CIFAR, IMAGENET, TINY, Add, ChannelShuffle, Concat, GlobalAv
 
 # Table 1: stage2/3/4 output channels at 1x.
 TABLE1_CHANNELS = {1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: (272, 544, 1088), 8: (384, 768, 1536)}
-STEM_CHANNELS = {0.25: 6, 0.5: 12, 1.0: 24, 1.5: 24, 2.0: 48}
 STAGE_REPEATS = (4, 8, 4)
 GROUPS = tuple(TABLE1_CHANNELS)
-SCALES = tuple(STEM_CHANNELS)
+SCALES = (0.25, 0.5, 1.0, 1.5, 2.0)
+
+
+def stem_channels(scale: float) -> int:
+    """12 * 2^floor(log2(2 * scale)), at least 12: 0.25x/0.5x 12, 1x/1.5x 24, 2x 48 (before rounding to g)."""
+    return 12 * 2 ** max(0, math.floor(math.log2(2 * scale)))
 
 
 def _round_to(value: float, multiple: int) -> int:
@@ -31,9 +38,9 @@ def channel_plan(groups: int, scale: float) -> list[int]:
     """[stem, stage2, stage3, stage4] output channels for (groups, scale)."""
     if groups not in TABLE1_CHANNELS:
         raise UsageError(f"ShuffleNet v1 has no groups={groups} (the paper uses {', '.join(map(str, GROUPS))})")
-    if scale not in STEM_CHANNELS:
+    if scale not in SCALES:
         raise UsageError(f"ShuffleNet v1 has no scale {scale}x (known: {', '.join(map(str, SCALES))})")
-    stem = int(math.ceil(STEM_CHANNELS[scale] / groups)) * groups
+    stem = int(math.ceil(stem_channels(scale) / groups)) * groups
     stages = [_round_to(c * scale, 4 * groups) for c in TABLE1_CHANNELS[groups]]
     return [stem, *stages]
 
