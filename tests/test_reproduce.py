@@ -4,6 +4,7 @@ import json
 import math
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -403,3 +404,33 @@ def test_claims_carry_bootstrap_intervals_and_verdicts():
     rows[0]["cost_ci"] = [1.15, 1.2]
     rows[1]["cost_ci"] = [0.95, 1.05]
     assert st.guideline_verdict("G2", rows, 1)["verdict"] != "holds"
+
+
+COMMITTED_RUN = Path(__file__).resolve().parents[1] / "bench" / "results" / "reproduce" / "2026-11-23_host"
+
+
+@pytest.mark.skipif(not (COMMITTED_RUN / "results.json").is_file(), reason="no committed reproduce run")
+def test_plot_labels_do_not_overlap():
+    """The committed full run's Table 8 plots, where v1_g3 / v2_1.0x and v2_2.0x / v1_g3_2.0x used to collide."""
+    import matplotlib.pyplot as plt
+
+    from shufflenet_edge.reproduce import report
+    from shufflenet_edge.reproduce.labels import any_overlap, label_boxes
+
+    t8 = json.loads((COMMITTED_RUN / "results.json").read_text())["studies"]["v1-table8"]["analysis"]
+    combos = sorted({(r["format"], r["precision"], r["threads"]) for r in t8["rows"]})
+    assert combos
+    for f, p, t in combos:
+        fig = report.table8_figure(t8, f, p, t)
+        boxes = label_boxes(fig)
+        assert len(boxes) == len([r for r in t8["rows"] if (r["format"], r["precision"], r["threads"]) == (f, p, t)])
+        assert any_overlap(boxes) == [], (f, p, t)
+        plt.close(fig)
+    gl = json.loads((COMMITTED_RUN / "results.json").read_text())["studies"]["v2-guidelines"]["analysis"]
+    for f, p, t in sorted({(r["format"], r["precision"], r["threads"]) for r in gl["rows"]}):
+        fig = report.guidelines_figure(gl, f, p, t)
+        fig.canvas.draw()
+        for ax in fig.axes:  # the rows' names under each bar group
+            ticks = [x.get_window_extent() for x in ax.get_xticklabels() if x.get_text()]
+            assert any_overlap(ticks) == [], (ax.get_title(), f, p, t)
+        plt.close(fig)

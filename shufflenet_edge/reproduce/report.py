@@ -40,84 +40,95 @@ def _unit_label(unit: str) -> str:
 
 def plot_table8(t8: dict, out: Path) -> list[str]:
     """Log-log MACs vs cost per (format, precision, threads): points, fitted lines, the paper's points."""
+    files = []
+    for f, p, t in sorted({(r["format"], r["precision"], r["threads"]) for r in t8["rows"]}):
+        files.append(_save(table8_figure(t8, f, p, t), out / f"table8_{f}_{p}_t{t}.png"))
+    return files
+
+
+def table8_figure(t8: dict, f: str, p: str, t: int):
+    """One Table 8 plot; point labels placed so that none overlaps another (``labels.place_labels``)."""
     import numpy as np
 
+    from .labels import place_labels
+
     plt = _plt()
-    files = []
-    combos = sorted({(r["format"], r["precision"], r["threads"]) for r in t8["rows"]})
-    for f, p, t in combos:
-        fig, ax = plt.subplots(figsize=(7, 5))
-        for fitd in t8["fits"]:
-            if (fitd["format"], fitd["precision"], fitd["threads"]) != (f, p, t):
+    fig, ax = plt.subplots(figsize=(7, 5))
+    to_label = []
+    for fitd in t8["fits"]:
+        if (fitd["format"], fitd["precision"], fitd["threads"]) != (f, p, t):
+            continue
+        res = _sz(fitd["input_size"])
+        color = _RES_COLORS.get(res, "k")
+        pts = [r for r in t8["rows"] if (r["format"], r["precision"], r["threads"]) == (f, p, t)
+               and _sz(r["input_size"]) == res]
+        for r in pts:
+            ax.scatter(r["macs"] / 1e6, r["cost"], color=color, marker="o" if r["table8"] else "s", zorder=3)
+            to_label.append((r["macs"] / 1e6, r["cost"], r["model"]))
+        xs = np.geomspace(min(r["macs"] for r in pts), max(r["macs"] for r in pts), 20)
+        ax.plot(xs / 1e6, fitd["a"] * xs ** fitd["k"], color=color,
+                label=f"{res} here: k={fitd['k']:.2f} (4x -> {fitd['speedup_per_4x']:.1f}x)")
+    if t8["unit"] == "ms":
+        for i, size in enumerate(paper.RESOLUTIONS):
+            res = _sz(size)
+            if not any(_sz(fd["input_size"]) == res for fd in t8["fits"]):
                 continue
-            res = _sz(fitd["input_size"])
-            color = _RES_COLORS.get(res, "k")
-            pts = [r for r in t8["rows"] if (r["format"], r["precision"], r["threads"]) == (f, p, t)
-                   and _sz(r["input_size"]) == res]
-            for r in pts:
-                ax.scatter(r["macs"] / 1e6, r["cost"], color=color, marker="o" if r["table8"] else "s", zorder=3)
-                ax.annotate(r["model"], (r["macs"] / 1e6, r["cost"]), fontsize=7, xytext=(3, 3),
-                            textcoords="offset points")
-            xs = np.geomspace(min(r["macs"] for r in pts), max(r["macs"] for r in pts), 20)
-            ax.plot(xs / 1e6, fitd["a"] * xs ** fitd["k"], color=color,
-                    label=f"{res} here: k={fitd['k']:.2f} (4x -> {fitd['speedup_per_4x']:.1f}x)")
-        if t8["unit"] == "ms":
-            for i, size in enumerate(paper.RESOLUTIONS):
-                res = _sz(size)
-                if not any(_sz(fd["input_size"]) == res for fd in t8["fits"]):
-                    continue
-                # Table 8 gives MFLOPs at 224 only: place its points at that count scaled by the pixel ratio
-                # (a constant factor per resolution, so the fitted slope is the published points' own)
-                mf = [v["mflops"] * size[0] * size[1] / 224 ** 2 for v in paper.TABLE8.values()]
-                ms = [v["ms"][i] for v in paper.TABLE8.values()]
-                pf = fit.fit_power_law(mf, ms)
-                ax.scatter(mf, ms, facecolors="none", edgecolors=_RES_COLORS.get(res, "k"), marker="^", zorder=3)
-                xs = np.geomspace(min(mf), max(mf), 20)
-                ax.plot(xs, pf["a"] * xs ** pf["k"], color=_RES_COLORS.get(res, "k"), linestyle="--",
-                        label=f"{res} paper (SD 820, MFLOPs x pixels/224^2): k={pf['k']:.2f} (4x -> {pf['speedup_per_4x']:.1f}x)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("MACs (M)")
-        ax.set_ylabel(_unit_label(t8["unit"]))
-        ax.set_title(f"v1 Table 8 models: {f} {p}, {t} thread(s) (squares: v2 block, triangles: paper)")
-        ax.legend(fontsize=7)
-        ax.grid(True, which="both", alpha=0.3)
-        files.append(_save(fig, out / f"table8_{f}_{p}_t{t}.png"))
-    return files
+            # Table 8 gives MFLOPs at 224 only: place its points at that count scaled by the pixel ratio
+            # (a constant factor per resolution, so the fitted slope is the published points' own)
+            mf = [v["mflops"] * size[0] * size[1] / 224 ** 2 for v in paper.TABLE8.values()]
+            ms = [v["ms"][i] for v in paper.TABLE8.values()]
+            pf = fit.fit_power_law(mf, ms)
+            ax.scatter(mf, ms, facecolors="none", edgecolors=_RES_COLORS.get(res, "k"), marker="^", zorder=3)
+            xs = np.geomspace(min(mf), max(mf), 20)
+            ax.plot(xs, pf["a"] * xs ** pf["k"], color=_RES_COLORS.get(res, "k"), linestyle="--",
+                    label=f"{res} paper (SD 820, MFLOPs x pixels/224^2): k={pf['k']:.2f} (4x -> {pf['speedup_per_4x']:.1f}x)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("MACs (M)")
+    ax.set_ylabel(_unit_label(t8["unit"]))
+    ax.set_title(f"v1 Table 8 models: {f} {p}, {t} thread(s) (squares: v2 block, triangles: paper)")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    place_labels(ax, to_label)
+    return fig
 
 
 def plot_guidelines(gl: dict, out: Path) -> list[str]:
     """Per guideline: each row's speed relative to the table's first row, here (per multiplier) and on ARM."""
-    plt = _plt()
     files = []
-    combos = sorted({(r["format"], r["precision"], r["threads"]) for r in gl["rows"]})
-    for f, p, t in combos:
-        fig, axes = plt.subplots(1, 4, figsize=(16, 4))
-        for ax, g in zip(axes, ("G1", "G2", "G3", "G4")):
-            variants = [row["variant"] for row in paper.GUIDELINES[g]["rows"]]
-            series = []
-            mults = sorted({r["multiplier"] for r in gl["rows"] if r["guideline"] == g})
-            for m in mults:
-                rs = {r["variant"]: r for r in gl["rows"] if (r["guideline"], r["format"], r["precision"],
-                                                               r["threads"], r["multiplier"]) == (g, f, p, t, m)}
-                if variants[0] in rs:
-                    base = rs[variants[0]]["cost"]
-                    series.append((f"here x{m}", [base / rs[v]["cost"] if v in rs else 0 for v in variants]))
-            arm = [paper.paper_arm_img_s(g, v, 1) for v in variants]
-            series.append(("paper ARM x1", [a / arm[0] for a in arm]))
-            width = 0.8 / len(series)
-            for i, (label, vals) in enumerate(series):
-                ax.bar([x + i * width for x in range(len(variants))], vals, width, label=label,
-                       color="0.6" if label.startswith("paper") else None)
-            ax.set_xticks([x + 0.4 - width / 2 for x in range(len(variants))])
-            ax.set_xticklabels(variants, fontsize=7, rotation=20)
-            ax.axhline(1.0, color="k", linewidth=0.5)
-            ax.set_title(f"{g}: {paper.GUIDELINES[g]['title']}", fontsize=8)
-            ax.set_ylabel(f"speed relative to {variants[0]}", fontsize=8)
-            ax.legend(fontsize=6)
-        fig.suptitle(f"v2 guideline micro-benchmarks, {f} {p}, {t} thread(s)", fontsize=10)
-        files.append(_save(fig, out / f"guidelines_{f}_{p}_t{t}.png"))
+    for f, p, t in sorted({(r["format"], r["precision"], r["threads"]) for r in gl["rows"]}):
+        files.append(_save(guidelines_figure(gl, f, p, t), out / f"guidelines_{f}_{p}_t{t}.png"))
     return files
+
+
+def guidelines_figure(gl: dict, f: str, p: str, t: int):
+    plt = _plt()
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
+    for ax, g in zip(axes, ("G1", "G2", "G3", "G4")):
+        variants = [row["variant"] for row in paper.GUIDELINES[g]["rows"]]
+        series = []
+        mults = sorted({r["multiplier"] for r in gl["rows"] if r["guideline"] == g})
+        for m in mults:
+            rs = {r["variant"]: r for r in gl["rows"] if (r["guideline"], r["format"], r["precision"],
+                                                           r["threads"], r["multiplier"]) == (g, f, p, t, m)}
+            if variants[0] in rs:
+                base = rs[variants[0]]["cost"]
+                series.append((f"here x{m}", [base / rs[v]["cost"] if v in rs else 0 for v in variants]))
+        arm = [paper.paper_arm_img_s(g, v, 1) for v in variants]
+        series.append(("paper ARM x1", [a / arm[0] for a in arm]))
+        width = 0.8 / len(series)
+        for i, (label, vals) in enumerate(series):
+            ax.bar([x + i * width for x in range(len(variants))], vals, width, label=label,
+                   color="0.6" if label.startswith("paper") else None)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(variants))])
+        # up to five names side by side in a quarter of the figure: rotated far enough not to touch
+        ax.set_xticklabels(variants, fontsize=7, rotation=35, ha="right", rotation_mode="anchor")
+        ax.axhline(1.0, color="k", linewidth=0.5)
+        ax.set_title(f"{g}: {paper.GUIDELINES[g]['title']}", fontsize=8)
+        ax.set_ylabel(f"speed relative to {variants[0]}", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.suptitle(f"v2 guideline micro-benchmarks, {f} {p}, {t} thread(s)", fontsize=10)
+    return fig
 
 
 def plot_profiles(profiles: list[dict], out: Path) -> list[str]:
