@@ -1,10 +1,12 @@
 """Host latency suite: the models of the speedup study x {torch eager, ONNX fp32/int8, TFLite
 fp32/fp16/int8} x {1, 2} threads, through `edge bench` (shufflenet_edge.bench.bench).
 
-    .venv/bin/python bench/host_suite.py [--models v2_1.0x ...] [--runs 50] [--resume]
+    .venv/bin/python bench/host_suite.py [--models v2_1.0x ...] [--runs 50 | --max-seconds 8] [--resume]
 
-Writes bench/results/host_<cpu-slug>.{json,md} after every configuration, so a partial run keeps
-its rows. Models are untrained (latency does not depend on the weights); int8 is calibrated on
+Writes bench/results/host_<cpu-slug>_<isa>.{json,md} (e.g. host_amd-epyc_avx2-fma-novnni: the ISA
+in the name, because int8 results from machines "of the same kind" with and without VNNI differ in
+kind) after every configuration, so a partial run keeps its rows. Without --runs each file is
+measured until its median's 95% CI is within +-2% or --max-seconds are spent. Models are untrained (latency does not depend on the weights); int8 is calibrated on
 random inputs.
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ from shufflenet_edge.bench import bench  # noqa: E402
 from shufflenet_edge.bench.report import markdown, versions  # noqa: E402
 from shufflenet_edge.errors import EdgeError  # noqa: E402
 from shufflenet_edge.io_utils import write_json, write_text  # noqa: E402
-from shufflenet_edge.runtime.timing import cpu_model  # noqa: E402
+from shufflenet_edge.runtime.timing import cpu_model, isa_features, isa_tag  # noqa: E402
 
 MODELS = ["v1_g3_0.5x", "v1_g3", "v1_g3_2.0x", "v2_0.5x", "v2_1.0x", "v2_1.5x", "v2_2.0x", "mobilenet_v1_1.0x", "alexnet"]
 VARIANTS = [("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8")]
@@ -33,17 +35,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--runs", type=int, default=None, help="fixed runs per file (default: until stable)")
+    ap.add_argument("--max-seconds", type=float, default=8.0, help="budget per file when measuring until stable")
     ap.add_argument("--resume", action="store_true", help="keep rows already in the results file")
     ap.add_argument("--qemu", action="store_true",
                     help="emulated aarch64 instead (1 thread, ONNX/TFLite fp32 + int8, instruction counts): "
                          "writes bench/results/qemu_arm64.{json,md}")
     args = ap.parse_args()
     slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")
-    out = ROOT / "bench" / "results" / ("qemu_arm64" if args.qemu else f"host_{slug}")
+    out = ROOT / "bench" / "results" / ("qemu_arm64" if args.qemu else f"host_{slug}_{isa_tag(isa_features())}")
     variants = QEMU_VARIANTS if args.qemu else VARIANTS
-    where = dict(device="arm", target="qemu", threads="1", runs=min(args.runs, 3), warmup=1) if args.qemu else \
-        dict(threads=args.threads, runs=args.runs, warmup=5)
+    where = dict(device="arm", target="qemu", threads="1", runs=min(args.runs or 3, 3), warmup=1) if args.qemu else \
+        dict(threads=args.threads, runs=args.runs, warmup=5, max_seconds=None if args.runs else args.max_seconds)
     records = json.loads(out.with_suffix(".json").read_text()) if args.resume and out.with_suffix(".json").is_file() else []
     done = {(r["model"], r["format"], r["precision"]) for r in records}
     failures = 0
