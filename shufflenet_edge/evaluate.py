@@ -74,19 +74,19 @@ def _label_map(data_classes: list[str], model_labels: list[str] | None, num_outp
     return None
 
 
-def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str | None, threads: int):
+def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str | None, threads: int,
+                     input_size=None, preprocessing=None):
+    from .export.metadata import parse_preprocessing, read_metadata, require_metadata
     from .runtime.engines import EngineError, open_engine
 
+    meta = read_metadata(path, input_size=input_size, preprocessing=parse_preprocessing(preprocessing))
     try:
-        eng = open_engine(path, engine=engine, threads=threads)
+        eng = open_engine(path, engine=engine, threads=threads, metadata=meta)
+        size = eng.image_size()
     except EngineError as exc:
         raise UsageError(str(exc)) from None
-    meta = eng.metadata or {}
-    shape = eng.input_shape()
-    if meta.get("input_size"):
-        size = tuple(int(v) for v in meta["input_size"])
-    else:  # no sidecar: read the file's own input tensor
-        size = tuple(int(v) for v in (shape[1:3] if eng.layout == "nhwc" else shape[2:4]))
+    # npy: arrays are preprocessed already; every other kind needs the file's own preprocessing
+    require_metadata(path, meta, () if data_preprocessing(spec) is None else ("preprocessing",))
     preprocessing = meta.get("preprocessing") or data_preprocessing(spec)
     data = load_split(spec, split)
     ds = make_dataset(spec, split, size, preprocessing, loaded=data)
@@ -106,7 +106,8 @@ def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str 
 
 def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = None, artifact: str | os.PathLike | None = None,
              data: str = "digits", split: str = "test", batch_size: int = 256, engine: str | None = None, threads: int = 1,
-             device: str | None = None, plot: str | os.PathLike | None = None) -> dict:
+             device: str | None = None, plot: str | os.PathLike | None = None, input_size=None,
+             preprocessing=None) -> dict:
     """Evaluate a checkpoint (``model``+``checkpoint``) or an exported ``artifact`` on ``data``'s ``split``.
 
     Returns {top1, top5, n, per_class, confusion, labels, most_confused, source...}; writes a
@@ -114,11 +115,16 @@ def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = No
     spec = parse_spec(data)
     if (artifact is None) == (checkpoint is None):
         raise UsageError("give either --checkpoint (with --model) or --artifact")
+    if plot is not None:  # a read-only folder or full disk fails now, not after the evaluation
+        from .io_utils import check_writable
+
+        check_writable(Path(plot).parent, need_bytes=1 << 20, what=f"--plot {plot}")
     if artifact is not None:
         path = Path(artifact)
         if not path.is_file():
             raise UsageError(f"artifact not found: {path}")
-        logits, split_data, model_labels, info = _artifact_logits(path, spec, split, batch_size, engine, threads)
+        logits, split_data, model_labels, info = _artifact_logits(path, spec, split, batch_size, engine, threads,
+                                                                  input_size, preprocessing)
     else:
         from .models import create_model
         from .train import _loader, default_device

@@ -1,12 +1,11 @@
 """Atomic file writes: a reader never sees a half-written file, and a failure leaves none.
 
-Temporary names are recognisable and carry the owning process id,
-``.<final name>.<pid>-<random>.tmp`` (a file or a work folder), so that
-
-- listings (the demo) can hide them: ``is_temp_name``;
-- a later run can remove what a killed run left (SIGKILL runs no cleanup) without touching a
-  concurrent run's live folder: ``remove_stale_temps`` removes only those whose process is gone;
-- SIGTERM unwinds like Ctrl-C (``sigterm_unwinds``), so ``finally`` blocks remove the temporaries.
+Every temporary this package creates beside a destination is named by ``make_temp``:
+``.NAME.<pid>.tmp`` (``.NAME.<pid>-<n>.tmp`` when the process already has one), so a left-over
+one is recognisable (``is_temp_name``: listings hide it) and says which process owned it
+(``temp_owner``): a later run removes those whose process is gone (``remove_stale_temps``; SIGKILL
+runs no cleanup) and never a concurrent run's live one. SIGTERM unwinds like Ctrl-C
+(``sigterm_unwinds``), so ``finally`` blocks remove the temporaries.
 
 A full disk or a read-only folder becomes one line naming the path (``WriteFailure``), and
 ``check_writable`` finds it before long work starts.
@@ -20,13 +19,12 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 import threading
 from pathlib import Path
 
 from .errors import RuntimeFailure
 
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]{8}\.tmp$")
+_TEMP = re.compile(r"\A\.(?P<name>.+)\.(?P<pid>\d+)(?:-\d+)?\.tmp\Z")
 # errors that mean "this place cannot take the file", as opposed to a bug in the writer
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG, errno.ENOTDIR,
                  errno.EISDIR, errno.ENAMETOOLONG}
@@ -42,13 +40,47 @@ class Terminated(KeyboardInterrupt):
     exit_code = 143
 
 
-def temp_prefix(final_name: str) -> str:
-    return f".{final_name}.{os.getpid()}-"
+def make_temp(target: str | os.PathLike, directory: bool = False) -> Path:
+    """Create (exclusively) and return a fresh temporary file or folder beside ``target``.
+
+    The one place that names and creates temporaries: the caller renames it over ``target`` when
+    complete, or removes it (``remove_temp``) when not.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pid = os.getpid()
+    for n in range(10_000):
+        tmp = target.parent / f".{target.name}.{pid}{'' if n == 0 else f'-{n}'}.tmp"
+        try:
+            if directory:
+                tmp.mkdir()
+            else:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # umask applies, as for any file
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def remove_temp(tmp: str | os.PathLike) -> None:
+    """Remove a temporary from ``make_temp`` (file or folder); already gone is fine."""
+    tmp = Path(tmp)
+    if tmp.is_dir() and not tmp.is_symlink():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def temp_owner(path: str | os.PathLike) -> int | None:
+    """The process id in a ``make_temp`` name, or None for any other name."""
+    m = _TEMP.match(Path(path).name)
+    return int(m.group("pid")) if m else None
 
 
 def is_temp_name(name: str) -> bool:
     """True for a temporary name this toolkit makes (never to be listed, served or trusted)."""
-    return _TEMP.match(name) is not None
+    return temp_owner(name) is not None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -74,15 +106,11 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     except OSError:
         return removed
     for entry in entries:
-        m = _TEMP.match(entry.name)
-        if not m or _pid_alive(int(m["pid"])):
+        pid = temp_owner(entry.name)
+        if pid is None or _pid_alive(pid):
             continue
-        with contextlib.suppress(OSError):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-            removed.append(Path(entry.path))
+        remove_temp(entry.path)
+        removed.append(Path(entry.path))
     return removed
 
 
@@ -92,6 +120,8 @@ def write_error(path: str | os.PathLike, exc: OSError) -> WriteFailure | None:
         return None
     why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
            errno.EROFS: "read-only file system"}.get(exc.errno, exc.strerror or type(exc).__name__)
+    if exc.strerror and exc.strerror != os.strerror(exc.errno) and exc.strerror not in why:
+        why = f"{why} ({exc.strerror})"  # our own detail, e.g. how much space is free
     return WriteFailure(f"cannot write {path}: {why}; free space or choose another output folder")
 
 
@@ -108,21 +138,27 @@ def reported_write_errors(path: str | os.PathLike):
 
 
 def check_writable(folder: str | os.PathLike, need_bytes: int = 0, what: str | None = None) -> Path:
-    """Create ``folder`` if needed and prove a file can be written there (and ``need_bytes`` fit),
-    before any long work: a read-only folder or a full disk fails now, in one line."""
+    """Prove a file can be written in ``folder`` (or, if it does not exist yet, in the folder it
+    would be made in) and that ``need_bytes`` fit, before any long work: a read-only folder or a
+    full disk fails now, in one line, and nothing is created."""
     folder = Path(folder)
     label = what or str(folder)
+    base = folder
+    while not base.exists() and base != base.parent:  # probe where the folder would be made; make nothing
+        base = base.parent
     with reported_write_errors(label):
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=temp_prefix("write-check"), suffix=".tmp", dir=folder)
+        if not base.is_dir():
+            raise OSError(errno.ENOTDIR, f"{base} is not a folder")
+        probe = make_temp(base / "write-check")
         try:
-            os.write(fd, b"\0" * min(4096, max(1, need_bytes)))
-            os.fsync(fd)
+            with open(probe, "wb") as f:
+                f.write(b"\0" * min(4096, max(1, need_bytes)))
+                f.flush()
+                os.fsync(f.fileno())
         finally:
-            os.close(fd)
-            os.unlink(probe)
+            remove_temp(probe)
         if need_bytes:
-            st = os.statvfs(folder)
+            st = os.statvfs(base)
             free = st.f_bavail * st.f_frsize
             if free < need_bytes:
                 raise OSError(errno.ENOSPC, f"{free / 1e6:.1f} MB free, about {need_bytes / 1e6:.1f} MB needed")
@@ -130,27 +166,18 @@ def check_writable(folder: str | os.PathLike, need_bytes: int = 0, what: str | N
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
+def atomic_path(path: str | os.PathLike, directory: bool = False):
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     target = Path(path)
     with reported_write_errors(target):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        umask = os.umask(0)
-        os.umask(umask)
-        try:
-            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would survive the rename
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        remove_stale_temps(target.parent)
+        tmp = make_temp(target, directory=directory)
     try:
         with reported_write_errors(target):
-            yield Path(tmp)
+            yield tmp
             os.replace(tmp, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        remove_temp(tmp)
         raise
 
 
@@ -162,12 +189,12 @@ def atomic_dir(target: str | os.PathLike):
     with reported_write_errors(target.parent):
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(target.parent)
-        work = Path(tempfile.mkdtemp(prefix=temp_prefix(target.name), suffix=".tmp", dir=target.parent))
+        work = make_temp(target, directory=True)
     try:
         with reported_write_errors(target):
             yield work
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_temp(work)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:

@@ -203,6 +203,9 @@ def train(model: str, data: str = "digits", *, epochs: int | None = None, batch_
     if rec["lr"] <= 0 or not 0 <= rec["label_smoothing"] < 1:
         raise UsageError("--lr must be > 0 and --label-smoothing in [0, 1)")
     out_dir = Path(out if out is not None else default_out(name, spec))
+    from .io_utils import check_writable
+
+    check_writable(out_dir, need_bytes=8 << 20, what=f"--out {out_dir}")  # full or read-only: say so before training
 
     train_split = load_split(spec, "train")
     if train_split.labels is None:

@@ -139,7 +139,7 @@ def test_failed_conversion_leaves_nothing_and_keeps_old_file(tmp_path, monkeypat
     old.write_bytes(b"earlier export")
     monkeypatch.setattr(parity, "FP32_MAX_ABS_DIFF", -1.0)
     with pytest.raises(RuntimeFailure, match="parity check failed") as info:
-        export(model="v2_0.5x", format="onnx", input_size=32, num_classes=10, out=out, quiet=True)
+        export(model="v2_0.5x", format="onnx", input_size=32, num_classes=10, out=out, quiet=True, overwrite=True)
     assert "\n" not in str(info.value)
     assert _listing(out) == [old.name] and old.read_bytes() == b"earlier export"
 

@@ -115,15 +115,31 @@ def save_records(path, records: list[dict]) -> Path:
     return write_json(path, _existing_records(path) + list(records))
 
 
-def _artifact_facts(artifact: Path) -> tuple[str, str, str, list | None, int | None, dict]:
-    from ..runtime.engines import load_sidecar
+def _check_opens(artifact: Path, meta: dict) -> None:
+    """Open the file here when a runtime for it is installed, so a corrupt or unsuitable file is
+    refused before any device is set up or any timing starts."""
+    from ..runtime.engines import EngineError, default_engine, open_engine
+
+    try:
+        engine = default_engine(artifact)
+    except EngineError:
+        return  # no local runtime for it: the device's runner will judge
+    try:
+        open_engine(artifact, engine=engine, threads=1, metadata=meta).image_size()
+    except EngineError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _artifact_facts(artifact: Path, input_size=None) -> tuple[str, str, str, list | None, int | None, dict]:
+    from ..export.metadata import read_metadata
 
     if not artifact.is_file():
         raise UsageError(f"artifact not found: {artifact}")
     fmt = _SUFFIX_FORMAT.get(artifact.suffix.lower())
     if fmt is None:
         raise UsageError(f"unknown artifact type '{artifact.suffix}': expected .onnx or .tflite")
-    meta = load_sidecar(artifact)
+    meta = read_metadata(artifact, input_size=input_size)
+    _check_opens(artifact, meta)
     return (meta.get("model") or artifact.stem, fmt, meta.get("precision") or "unknown", meta.get("input_size"),
             meta.get("macs"), meta)
 
@@ -174,7 +190,7 @@ def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=No
     module = None
     if artifact is not None:
         path = Path(artifact)
-        name, fmt, precision, size, macs, meta = _artifact_facts(path)
+        name, fmt, precision, size, macs, meta = _artifact_facts(path, input_size)
     elif fmt == "torch":
         from ..complexity import measure
         from ..models import create_model

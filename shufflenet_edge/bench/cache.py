@@ -61,7 +61,7 @@ def cached_export(model, format: str, precision: str = "fp32", checkpoint=None, 
             return path
     r = export(model=model, checkpoint=checkpoint, format=format, precision=precision, calib=calib,
                calib_size=calib_size, input_size=size, num_classes=num_classes, batch=batch, layout=layout,
-               out=folder, quiet=quiet)
+               out=folder, quiet=quiet, overwrite=True)  # a private cache folder
     from ..io_utils import write_text
 
     write_text(done, r.path.name + "\n")  # written last: a folder without it is an unfinished export

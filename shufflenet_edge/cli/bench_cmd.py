@@ -29,7 +29,7 @@ _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 @click.option("--warmup", type=int, default=None, help="Warm-up runs [default: 10; 1 under qemu].")
 @click.option("--rounds", type=click.IntRange(min=1), default=5, show_default=True,
               help="Interleaved rounds the runs are split into (a noisy machine shows as spread between rounds).")
-@click.option("--input-size", type=INPUT_SIZE, default=None, help="H or HxW for --model.")
+@click.option("--input-size", type=INPUT_SIZE, default=None, help="H or HxW for --model, or for an --artifact whose metadata does not give it.")
 @click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Classes for --model.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .app import main
-from .options import print_json
+from .options import INPUT_SIZE, print_json
 from .tables import Col, console, print_table
 
 _CLASS_COLS = (Col("class"), Col("accuracy", lambda v: f"{v:.2%}", number=True), Col("n", number=True))
@@ -23,7 +23,12 @@ _CLASS_COLS = (Col("class"), Col("accuracy", lambda v: f"{v:.2%}", number=True),
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (top1, top5, n, per_class, confusion, ...).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix as a PNG.")
 @click.option("--wide", is_flag=True, help="Never fold long class names, however wide the table gets.")
-def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, threads, as_json, plot, wide=False):
+@click.option("--input-size", type=INPUT_SIZE, default=None,
+              help="H or HxW for an --artifact whose metadata (sidecar or embedded) does not give it.")
+@click.option("--preprocessing", default=None,
+              help="For an --artifact without metadata: digits | cifar10 | imagenet | JSON {\"mean\": [..], \"std\": [..]}.")
+def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, threads, as_json, plot, wide=False,
+                 input_size=None, preprocessing=None):
     """Top-1/top-5, per-class accuracy and confusion of a checkpoint or exported file."""
     from ..errors import UsageError
     from ..evaluate import evaluate
@@ -33,7 +38,7 @@ def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, t
     if artifact is not None and checkpoint is not None:
         raise UsageError("give --checkpoint or --artifact, not both")
     r = evaluate(model=model, checkpoint=checkpoint, artifact=artifact, data=data, split=split, batch_size=batch_size,
-                 engine=engine, threads=threads, plot=plot)
+                 engine=engine, threads=threads, plot=plot, input_size=input_size, preprocessing=preprocessing)
     if as_json:
         print_json(r)
         return

@@ -30,11 +30,14 @@ def _size(n: int) -> str:
 @click.option("--out", type=click.Path(file_okay=False), default="exports", show_default=True, help="Output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (path, size_bytes, seconds, parity, metadata ...).")
 @click.option("--verbose", is_flag=True, help="Show the converters' own logs.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing file of the same name (never done otherwise).")
+@click.option("--name", default=None, help="File name stem instead of <name>_<H>[xW]_<precision>[_nhwc].")
 def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_size, num_classes, batch, layout, out,
-                   as_json, verbose):
+                   as_json, verbose, overwrite, name):
     """Export MODEL to ONNX or TFLite and check it against PyTorch in its own runtime.
 
-    Writes OUT/<name>_<H>[xW]_<precision>[_nhwc].onnx|.tflite plus a <file>.json sidecar.
+    Writes OUT/<name>_<H>[xW]_<precision>[_nhwc].onnx|.tflite plus a <file>.json sidecar. An
+    existing file is never replaced without --overwrite (one holding this same export is up to date).
     """
     from ..errors import UsageError
     from ..export import export
@@ -43,17 +46,24 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
         raise UsageError("give --model NAME (and optionally --checkpoint FILE)")
     r = export(model=model, checkpoint=checkpoint, format=fmt, precision=precision, calib=calib, calib_size=calib_size,
                input_size=input_size, num_classes=num_classes, batch=batch, layout=layout, out=out, quiet=False,
-               verbose=verbose)
+               verbose=verbose, overwrite=overwrite, name=name)
     if as_json:
         print_json(r.to_dict())
         return r
     p = r.parity
     trained = "trained" if r.metadata["trained"] else "untrained"
-    click.echo(f"{r.path}  {_size(r.size_bytes)}  {r.format} {r.precision}  {r.seconds:.1f} s  ({trained})")
-    click.echo(f"parity vs PyTorch ({p['engine']}, {p['n']} inputs): max abs diff {p['max_abs_diff']:.2e}  "
-               f"cosine {p['cosine']:.6f}  top-1 agreement {p['top1_agreement']:.0%}")
+    if r.up_to_date:
+        click.echo(f"{r.path} is up to date (same model, checkpoint and settings); --overwrite exports it again")
+    else:
+        click.echo(f"{r.path}  {_size(r.size_bytes)}  {r.format} {r.precision}  {r.seconds:.1f} s  ({trained})")
+    inputs = "calibration images" if (r.metadata.get("calibration") or calib) else "random inputs"
+    click.echo(f"parity vs PyTorch ({p['engine']}, {p['n']} {inputs}): max abs diff {p['max_abs_diff']:.2e}  "
+               f"cosine {p['cosine']:.6f}  top-1 agreement {p['top1_agreement']:.0%}"
+               + (" (on random inputs, not accuracy: see edge eval)" if inputs == "random inputs"
+                  and r.precision != "fp32" else ""))
     iq = r.metadata.get("input_quantization")
     if iq:
-        click.echo(f"input is {iq['dtype']}: q = round(x / {iq['scale']:.6g}) + {iq['zero_point']} "
+        zp = iq["zero_point"]
+        click.echo(f"input is {iq['dtype']}: q = round(x / {iq['scale']:.6g}) {'-' if zp < 0 else '+'} {abs(zp)} "
                    "(shufflenet_edge.runtime.open_engine does this for you)")
     return r  # the result, for commands that chain on it (quickstart)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import RuntimeFailure, UsageError, one_line
 from .formats import FORMATS, LAYOUTS, PRECISIONS, RECIPES, ConvertJob, Format, check_combo, file_name, get_format
+from .overwrite import custom_target, existing_export
 
 __all__ = ["export", "ExportResult", "FORMATS", "PRECISIONS", "LAYOUTS", "RECIPES", "Format", "get_format"]
 
@@ -34,11 +35,13 @@ class ExportResult:
     parity: dict
     metadata: dict
     notes: list[str] = field(default_factory=list)
+    up_to_date: bool = False  # the file already held this export: nothing was written
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "format": self.format, "precision": self.precision,
                 "size_bytes": self.size_bytes, "seconds": self.seconds, "parity": self.parity,
-                "trained": self.metadata.get("trained"), "notes": list(self.notes), "metadata": self.metadata}
+                "trained": self.metadata.get("trained"), "notes": list(self.notes), "metadata": self.metadata,
+                "up_to_date": self.up_to_date}
 
 
 class _ChannelLast:
@@ -71,7 +74,12 @@ def _calibration(meta: dict, precision: str, calib, calib_size: int, notes: list
 
         if not trained:  # random weights have no preprocessing of their own: use the data's
             meta["preprocessing"] = data_preprocessing(calib) or meta["preprocessing"]
-        return calibration_array(calib, tuple(meta["input_size"]), int(calib_size), meta["preprocessing"])
+        x = calibration_array(calib, tuple(meta["input_size"]), int(calib_size), meta["preprocessing"])
+        if not np.isfinite(x).all():  # NaN scales would make a file of NaNs that still "exports"
+            raise UsageError(f"calibration data {calib} contains NaN or infinite values: clean it or give other --calib data")
+        if len(x) == 0:
+            raise UsageError(f"calibration data {calib} has no images: give other --calib data")
+        return x
     if precision != "int8":
         return None
     if trained:
@@ -84,8 +92,13 @@ def _calibration(meta: dict, precision: str, calib, calib_size: int, notes: list
 
 def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "fp32", calib: str | None = None,
            calib_size: int = 256, input_size=None, num_classes: int | None = None, batch=1, layout: str = "nchw",
-           out="exports", quiet: bool = False, verbose: bool = False) -> ExportResult:
+           out="exports", quiet: bool = False, verbose: bool = False, overwrite: bool = False,
+           name: str | None = None) -> ExportResult:
     """Export ``model`` and check it; returns an ExportResult (see module docstring).
+
+    An existing file is never replaced unless ``overwrite``; one that already holds this export
+    (same model, checkpoint sha256 and settings) is returned as ``up_to_date``. ``name`` gives
+    the file a custom stem instead of ``<model>_<size>_<precision>[_nhwc]``.
 
     ``quiet`` drops this function's own notes from stderr; ``verbose`` lets the converters'
     logs through (by default they are kept and shown only if a conversion fails).
@@ -137,8 +150,18 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
             print(note if note.startswith("warning:") else f"note: {note}", file=sys.stderr)
 
     h, w = meta["input_size"]
+    target = custom_target(out, name, fmt.suffix) if name else Path(out) / file_name(meta["name"], (h, w), precision,
+                                                                                     layout, fmt)
+    wanted = {"model": meta["name"], "checkpoint_sha256": meta.get("checkpoint_sha256", "untrained"),
+              "format": fmt.name, "precision": precision, "layout": layout, "batch": batch, "input_size": [h, w],
+              "num_classes": meta["num_classes"],
+              "calibration": {"source": calib or "random"} if precision == "int8" else None}
+    held = existing_export(target, wanted, overwrite)
+    if held is not None:
+        return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=target.stat().st_size,
+                            seconds=round(time.perf_counter() - t0, 2), parity=held["parity"], metadata=held,
+                            notes=notes, up_to_date=True)
     cx = measure(net)
-    target = Path(out) / file_name(meta["name"], (h, w), precision, layout, fmt)
     sample = torch.zeros(1, 3, h, w)
     file_model, file_calib = net, calib_x
     if layout == "nhwc":
@@ -163,10 +186,8 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
         input_q = info.pop("input_quantization", None)
         side = sidecar(meta, fmt.name, precision, layout, batch, cx.macs, cx.params, input_q,
                        exporter=info.pop("converter", fmt.tool), **info)
-        if fmt.name == "onnx":
-            from .onnx_export import embed_metadata
-
-            embed_metadata(tmp, side)
+        # the file carries its metadata too (ONNX metadata_props, a TFLite metadata entry): a lost sidecar loses nothing
+        importlib.import_module(f"{__name__}.{fmt.converter}").embed_metadata(tmp, side)
         x = parity_inputs((h, w), calib_x)
         try:
             with silenced(not verbose):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .metadata import TFLITE_METADATA_NAME as METADATA_NAME
+
 # ai-edge-quantizer's float casting: weights stored as float16, compute stays float32.
 FP16_RECIPE = [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting",
                 "op_config": {"weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
@@ -62,3 +64,27 @@ def convert(job) -> dict:
             info["converter"] += f" + ai-edge-quantizer ({'float16 weights' if job.precision == 'fp16' else 'dynamic_wi8_afp32'})"
     info["input_quantization"] = input_quantization(job.path)
     return info
+
+
+def embed_metadata(path, metadata: dict) -> None:
+    """Store the sidecar in the .tflite flatbuffer's ``metadata`` (name ``shufflenet_edge``), so the
+    file describes itself when its sidecar is lost, as ONNX files do through metadata_props."""
+    import json
+
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    with open(path, "rb") as f:
+        model = schema.ModelT.InitFromPackedBuf(f.read(), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8)
+    model.buffers = list(model.buffers or []) + [buffer]
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())] + [entry]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    with open(path, "wb") as f:
+        f.write(builder.Output())

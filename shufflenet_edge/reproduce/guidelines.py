@@ -212,6 +212,6 @@ def cached_micro_export(cfg: Micro, fmt: str, precision: str, quiet: bool = True
         path = folder / done.read_text().strip()
         if path.is_file():
             return path
-    r = export(model=build(cfg), format=fmt, precision=precision, calib_size=_CALIB_SIZE, out=folder, quiet=quiet)
+    r = export(model=build(cfg), format=fmt, precision=precision, calib_size=_CALIB_SIZE, out=folder, quiet=quiet, overwrite=True)  # a private cache folder
     write_text(done, r.path.name + "\n")  # written last: a folder without it is an unfinished export
     return r.path

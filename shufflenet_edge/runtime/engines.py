@@ -9,6 +9,7 @@ logits in ``finish``, so timing loops can time ``invoke`` alone.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -24,20 +25,84 @@ class EngineError(_ErrorBase):
 
 
 def load_sidecar(path) -> dict:
-    """The ``<file>.json`` metadata written beside every export, or {} when there is none."""
+    """The ``<file>.json`` metadata written beside every export (checked), or {} when there is none."""
     side = str(path) + ".json"
     if not os.path.isfile(side):
         return {}
     try:
         with open(side) as f:
-            return json.load(f)
+            meta = json.load(f)
     except (OSError, ValueError) as exc:
-        raise EngineError(f"cannot read metadata {side}: {exc}") from None
+        raise EngineError(f"cannot read metadata {side}: {_first_line(exc)}") from None
+    return check_metadata(meta, side)
+
+
+MAX_SIDE = 8192  # the largest input height/width metadata may name
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _triple(v, positive: bool = False) -> bool:
+    return isinstance(v, list) and len(v) == 3 and all(_is_finite(x) and (x > 0 or not positive) for x in v)
+
+
+# key -> (test of a present, non-null value, what a valid one looks like)
+_FIELDS = {
+    "input_size": (lambda v: isinstance(v, list) and len(v) == 2 and all(_is_int(x) and 1 <= x <= MAX_SIDE for x in v),
+                   f"[H, W], integers 1..{MAX_SIDE}"),
+    "input_shape": (lambda v: isinstance(v, list) and len(v) == 4 and all(_is_int(x) and x >= -1 for x in v),
+                    "[N, C, H, W] or [N, H, W, C] integers (-1: any batch)"),
+    "layout": (lambda v: v in ("nchw", "nhwc"), '"nchw" or "nhwc"'),
+    "num_classes": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "macs": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "params": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "labels": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of class names"),
+    "model": (lambda v: isinstance(v, str), "a string"),
+    "format": (lambda v: isinstance(v, str), "a string"),
+    "precision": (lambda v: isinstance(v, str), "a string"),
+    "parity": (lambda v: isinstance(v, dict), "an object"),
+    "input_quantization": (lambda v: isinstance(v, dict) and _is_finite(v.get("scale")) and v["scale"] > 0
+                           and _is_int(v.get("zero_point")) and isinstance(v.get("dtype"), str),
+                           '{"scale": > 0, "zero_point": integer, "dtype": name}'),
+    "preprocessing": (lambda v: isinstance(v, dict) and _triple(v.get("mean", [0, 0, 0]))
+                      and _triple(v.get("std", [1, 1, 1]), positive=True)
+                      and _is_finite(v.get("pixel_scale", 255.0)) and v.get("pixel_scale", 255.0) > 0
+                      and str(v.get("channel_order", "RGB")).upper() in ("RGB", "BGR"),
+                      '{"channel_order": "RGB"|"BGR", "pixel_scale": > 0, "mean": [3 numbers], '
+                      '"std": [3 numbers > 0]}'),
+}
+
+
+def check_metadata(meta, source: str) -> dict:
+    """``meta`` if every field a runtime or a report reads has the right type and range, else one
+    EngineError naming the field (a std of 0 would make every input NaN; a string size, a crash)."""
+    fix = f"fix {source} or export the file again"
+    if not isinstance(meta, dict):
+        raise EngineError(f"bad metadata in {source}: expected a JSON object, got {json.dumps(meta)[:40]}; {fix}")
+    for key, (ok, want) in _FIELDS.items():
+        value = meta.get(key)
+        if value is not None and not ok(value):
+            raise EngineError(f"bad metadata in {source}: {key} {json.dumps(value)[:80]} (want {want}); {fix}")
+    labels, k = meta.get("labels"), meta.get("num_classes")
+    if labels and k and len(labels) != k:
+        raise EngineError(f"bad metadata in {source}: {len(labels)} labels for num_classes {k}; {fix}")
+    return meta
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def _fixed(d) -> bool:
+    """A known dimension (ONNX gives names or None for dynamic ones, TFLite -1)."""
+    return _is_int(d) and d > 0
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
@@ -85,6 +150,43 @@ class Engine:
     def input_shape(self) -> list:
         raise NotImplementedError
 
+    def _check_io(self, name: str, dtype: str, allowed: tuple, out_shape) -> None:
+        """Refuse, in one line naming the signature, a file whose input is not one image batch
+        this toolkit can feed ([N,3,H,W] or [N,H,W,3]; float32 or a quantized integer type), or
+        whose metadata contradicts it; settle the layout from the shape when metadata is silent."""
+        shape = list(self._shape)
+        sig = f"'{name}' {dtype}[{','.join(str(d) if _fixed(d) else '?' for d in shape)}]"
+        want = "edge runs image classifiers with one [N,3,H,W] or [N,H,W,3] input, " + " or ".join(allowed)
+        if len(shape) != 4 or dtype not in allowed:
+            raise EngineError(f"{self.path} has input {sig}: {want}")
+        if not self.metadata.get("layout") and shape[3] == 3 and shape[1] != 3:
+            self.layout = "nhwc"
+        channels = shape[3] if self.layout == "nhwc" else shape[1]
+        if _fixed(channels) and channels != 3:
+            raise EngineError(f"{self.path} has input {sig} ({self.layout}): {channels} channel(s), but edge feeds "
+                              "RGB images (3 channels)")
+        hw = shape[1:3] if self.layout == "nhwc" else shape[2:4]
+        meta_hw = self.metadata.get("input_size")
+        if meta_hw and all(_fixed(d) for d in hw) and list(meta_hw) != list(hw):
+            raise EngineError(f"{self.path} has input {sig} but its metadata says input_size {list(meta_hw)} "
+                              f"({self.layout}): fix or delete the metadata")
+        labels = self.metadata.get("labels")
+        k = out_shape[-1] if out_shape else None
+        if labels and _fixed(k) and len(labels) != k:
+            raise EngineError(f"{self.path} has {k} outputs but its metadata names {len(labels)} labels: "
+                              "fix or delete the metadata")
+
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the images the file takes: from its metadata, else its fixed input shape."""
+        meta_hw = self.metadata.get("input_size")
+        if meta_hw:
+            return int(meta_hw[0]), int(meta_hw[1])
+        hw = self._shape[1:3] if self.layout == "nhwc" else self._shape[2:4]
+        if not all(_fixed(d) for d in hw):
+            raise EngineError(f"{self.path}: its input has no fixed height and width and no metadata gives them: "
+                              "give --input-size H or HxW")
+        return int(hw[0]), int(hw[1])
+
     def close(self):
         pass
 
@@ -120,10 +222,10 @@ class OnnxRuntimeEngine(Engine):
         self.input_name = inp.name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._shape = list(inp.shape)
-        if isinstance(self._shape[0], int):
+        if _fixed(self._shape[0] if self._shape else None):
             self.batch_fixed = self._shape[0]
-        if not self.metadata.get("layout") and len(self._shape) == 4 and self._shape[-1] == 3 and self._shape[1] != 3:
-            self.layout = "nhwc"
+        dtype = {"tensor(float)": "float32"}.get(inp.type, inp.type.removeprefix("tensor(").rstrip(")"))
+        self._check_io(inp.name, dtype, ("float32",), list(self.session.get_outputs()[0].shape))
 
     def input_shape(self):
         return self._shape
@@ -156,10 +258,11 @@ class _TFLiteEngine(Engine):
             raise EngineError(f"{self.name} cannot load {self.path}: {_first_line(exc)}") from None
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
+        self._shape = [int(d) for d in self.inp.get("shape_signature", self.inp["shape"])]
+        self.batch_fixed = int(self.inp["shape"][0]) if len(self._shape) else None
+        self._check_io(self.inp.get("name", "input"), np.dtype(self.inp["dtype"]).name, ("float32", "int8", "uint8"),
+                       [int(d) for d in self.out["shape"]])
         self._shape = [int(d) for d in self.inp["shape"]]
-        self.batch_fixed = self._shape[0]
-        if not self.metadata.get("layout") and self._shape[-1] == 3 and self._shape[1] != 3:
-            self.layout = "nhwc"
         self.in_q = self.inp["quantization"] if np.issubdtype(self.inp["dtype"], np.integer) else None
         self.out_q = self.out["quantization"] if np.issubdtype(self.out["dtype"], np.integer) else None
 

@@ -29,14 +29,7 @@ import numpy as np
 
 def bench_input(engine, batch: int, seed: int = 0) -> np.ndarray:
     """Fixed standard-normal float32 NCHW input of the file's spatial size."""
-    shape = engine.input_shape()
-    meta_hw = engine.metadata.get("input_size")
-    if meta_hw:
-        h, w = int(meta_hw[0]), int(meta_hw[1])
-    elif engine.layout == "nhwc":
-        h, w = int(shape[1]), int(shape[2])
-    else:
-        h, w = int(shape[2]), int(shape[3])
+    h, w = engine.image_size()
     if engine.batch_fixed and engine.batch_fixed != batch:
         raise engines.EngineError(f"the file has a fixed batch of {engine.batch_fixed}; --batch {batch} needs an "
                                   "ONNX export with --batch dynamic")
