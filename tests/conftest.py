@@ -31,3 +31,29 @@ def edge_cli():
                               env={**os.environ, **(env or {})})
 
     return run
+
+
+class CliResult:
+    def __init__(self, code, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = code, stdout, stderr
+
+
+@pytest.fixture
+def cli():
+    """The `edge` command in this process (Click's runner, stderr apart): the same code path as
+    the console script without a fresh torch import per call (the suite runs on a busy machine).
+    Tests that need a real process (signals, exit codes of the script) use ``edge_cli``."""
+    from click.testing import CliRunner
+
+    from shufflenet_edge.cli import main
+
+    def run(*args, cwd=None):
+        old = os.getcwd()
+        os.chdir(cwd or old)
+        try:
+            r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        finally:
+            os.chdir(old)
+        return CliResult(r.exit_code, r.stdout, r.stderr)
+
+    return run
