@@ -76,6 +76,7 @@ def _label_map(data_classes: list[str], model_labels: list[str] | None, num_outp
 
 def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str | None, threads: int,
                      input_size=None, preprocessing=None):
+    from .export.artifact import is_verified
     from .export.metadata import parse_preprocessing, read_metadata, require_metadata
     from .runtime.engines import EngineError, open_engine
 
@@ -100,7 +101,8 @@ def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str 
     logits = np.concatenate(outs).astype(np.float32).reshape(len(ds), -1)
     info = {"artifact": str(path), "engine": eng.name, "runtime_version": eng.runtime_version,
             "model": meta.get("model"), "format": meta.get("format") or path.suffix.lstrip("."),
-            "precision": meta.get("precision"), "input_size": list(size), "trained": meta.get("trained")}
+            "precision": meta.get("precision"), "input_size": list(size), "trained": meta.get("trained"),
+            "verified": is_verified(meta)}
     return logits, data, meta.get("labels"), info
 
 

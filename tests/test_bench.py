@@ -3,13 +3,16 @@ the export cache, per-op grouping, the record contract, the CLI and its error pa
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from shufflenet_edge.bench import bench, parse_threads, save_records
-from shufflenet_edge.bench.cache import cache_key
+from shufflenet_edge.bench.cache import ExportCache
 from shufflenet_edge.errors import UsageError
+from shufflenet_edge.record import validate
 from shufflenet_edge.runtime import opgroups, timing
 
 RECORD_KEYS = {"model", "format", "precision", "engine", "threads", "device", "latency_ms", "runs", "peak_rss_mb",
@@ -36,6 +39,7 @@ def _check_record(r, engine, fmt, threads):
     assert r["gmacs_per_s"] == pytest.approx(r["macs"] / (lat["p50"] / 1e3) / 1e9, rel=1e-2)
     assert r["cpu_peak_gmacs"] > 0.5 and 0 < r["fraction_of_peak"]
     assert r["peak_rss_mb"] > 10
+    assert validate([r]) == []  # the shipped JSON Schema (record.schema.json)
 
 
 # ------------------------------------------------------------------ the timing loop, no runtime
@@ -91,17 +95,48 @@ def test_conv_classification():
 
 
 def test_cache_key_covers_every_setting(tmp_path):
-    base = dict(model="v1_g3", format="onnx", precision="fp32", checkpoint=None, input_size=[224, 224],
-                num_classes=None, batch="1", layout="nchw", calib=None, calib_size=256)
-    k = cache_key(**base)
-    assert k == cache_key(**base)
+    from shufflenet_edge.checkpoint import save_checkpoint
+    from shufflenet_edge.models import create_model
+
+    cache = ExportCache(tmp_path / "c")
+    base = dict(model="v1_g3", format="onnx", precision="fp32", input_size=[224, 224])
+    k = cache.key(base)
+    assert k == cache.key(base) == cache.key({**base, "input_size": None, "batch": 1})  # defaults spelled out
     for change in (dict(precision="int8"), dict(input_size=[160, 160]), dict(layout="nhwc"), dict(batch="dynamic"),
-                   dict(num_classes=10), dict(calib="digits"), dict(format="tflite"), dict(model="v1_g8")):
-        assert cache_key(**{**base, **change}) != k, change
-    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
-    a.write_bytes(b"one")
-    b.write_bytes(b"two")
-    assert cache_key(**{**base, "checkpoint": str(a)}) != cache_key(**{**base, "checkpoint": str(b)})
+                   dict(num_classes=10), dict(calib="digits"), dict(format="tflite"), dict(model="v1_g8"),
+                   dict(calib_size=16)):
+        assert cache.key({**base, **change}) != k, change
+    ckpts = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        m = create_model("v2_0.5x", num_classes=10, input_size=32)
+        ckpts.append(save_checkpoint(tmp_path / f"{seed}.pt", m.edge_meta, m.state_dict()))
+    assert len({cache.key(dict(model=None, format="onnx", checkpoint=str(c))) for c in ckpts}) == 2
+    with pytest.raises(TypeError, match="not export settings: out"):
+        cache.key({**base, "out": "x"})
+
+
+def _tiny(width: int):
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, width, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(width, 10))
+    net.edge_meta = {"name": "tiny", "input_size": [16, 16], "num_classes": 10}
+    return net
+
+
+def test_cache_never_serves_a_file_of_another_structure(tmp_path):
+    """One layer's width changes (the same name, size and settings): the cache must convert again."""
+    import onnx
+
+    cache = ExportCache(tmp_path / "c")
+    first = cache.get_or_build(dict(model=_tiny(8), format="onnx"))
+    assert cache.has(dict(model=_tiny(8), format="onnx")) and not cache.has(dict(model=_tiny(12), format="onnx"))
+    second = cache.get_or_build(dict(model=_tiny(12), format="onnx"))
+    assert second.path != first.path and first.path.is_file()
+    widths = [[t.dims[0] for t in onnx.load(str(a.path)).graph.initializer if len(t.dims) == 4][0]
+              for a in (first, second)]  # the conv's output channels, as each file holds them
+    assert sorted(widths) == [8, 12]
+    assert cache.get_or_build(dict(model=_tiny(8), format="onnx")) == first  # served, not rebuilt
+    assert not [p for p in (tmp_path / "c").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_save_records_appends_and_never_clobbers(tmp_path):
@@ -172,14 +207,25 @@ def test_cli_json_and_out(edge_cli, tmp_path):
     out = tmp_path / "res.json"
     env = {"EDGE_CACHE_DIR": os.environ["EDGE_CACHE_DIR"]}
     p = edge_cli("bench", "--model", "v2_0.5x", "--input-size", "64", "--runs", "5", "--warmup", "1", "--json",
-                 "--out", out, env=env)
+                 "--json-out", out, env=env)
     assert p.returncode == 0, p.stderr
+    assert "deprecated" not in p.stderr
     recs = json.loads(p.stdout)
     assert isinstance(recs, list) and len(recs) == 1
     _check_record(recs[0], "onnxruntime", "onnx", 1)
     assert json.loads(out.read_text()) == recs
-    p = edge_cli("bench", "--artifact", recs[0]["artifact"], "--runs", "3", "--warmup", "0", env=env)
+    p = edge_cli("bench", "--artifact", recs[0]["artifact"], "--runs", "3", "--warmup", "0", "--out", out, env=env)
     assert p.returncode == 0 and "onnxruntime" in p.stdout and "p50 ms" in p.stdout
+    assert p.stderr.strip() == "note: --out FILE is deprecated for edge bench (--out names a folder elsewhere): " \
+                               "use --json-out FILE"  # the old spelling still appends, with one line
+    assert len(json.loads(out.read_text())) == 2
+    side = Path(recs[0]["artifact"] + ".json")
+    assert recs[0]["verified"] is True and json.loads(side.read_text())["parity"]["passed"] is True
+    bare = tmp_path / "bare.onnx"  # the same file without its sidecar: bench says it is not verified
+    bare.write_bytes(Path(recs[0]["artifact"]).read_bytes())
+    p = edge_cli("bench", "--artifact", bare, "--runs", "3", "--warmup", "0", "--json", env=env)
+    assert p.returncode == 0 and json.loads(p.stdout)[0]["verified"] is False
+    assert p.stderr.strip().startswith("note: bare.onnx is not verified")
 
 
 @pytest.mark.parametrize("args, code, match", [
@@ -204,7 +250,7 @@ def test_corrupt_artifact_is_one_line(edge_cli, tmp_path):
     bad.write_bytes(b"\x08\x01garbage")
     out = tmp_path / "keep.json"
     out.write_text("[]\n")
-    p = edge_cli("bench", "--artifact", bad, "--out", out)
+    p = edge_cli("bench", "--artifact", bad, "--json-out", out)
     assert p.returncode == 1 and "cannot load" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert json.loads(out.read_text()) == []

@@ -195,11 +195,12 @@ def test_usage_errors(tmp_path):
                                          "--config=android_arm64 //tensorflow/lite/tools/benchmark:benchmark_model"):
         t.run(RunSpec(artifact=f))
     with pytest.raises(UsageError, match="--benchmark-binary .*nope does not exist"):
-        t.run(RunSpec(artifact=f, benchmark_binary=str(tmp_path / "nope")))
+        AdbTarget("adb://R58M123ABC", benchmark_binary=str(tmp_path / "nope")).run(RunSpec(artifact=f))
+    t = resolve_target("arm", "adb://R58M123ABC", benchmark_binary=str(f))
     with pytest.raises(UsageError, match="--engine onnxruntime does not run on Android"):
-        t.run(RunSpec(artifact=f, engine="onnxruntime", benchmark_binary=str(f)))
+        t.run(RunSpec(artifact=f, engine="onnxruntime"))
     with pytest.raises(UsageError, match="bad --cpus"):
-        t.run(RunSpec(artifact=f, cpus="x", benchmark_binary=str(f)))
+        t.run(RunSpec(artifact=f, cpus="x"))
 
 
 def test_adb_not_installed(tmp_path, monkeypatch):
@@ -207,7 +208,7 @@ def test_adb_not_installed(tmp_path, monkeypatch):
     f.write_bytes(b"TFL3")
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(TargetError, match="adb is not installed"):
-        AdbTarget("adb://X").run(RunSpec(artifact=f, benchmark_binary=str(f)))
+        AdbTarget("adb://X", benchmark_binary=str(f)).run(RunSpec(artifact=f))
 
 
 @pytest.fixture
@@ -227,7 +228,7 @@ def test_real_adb_device_not_connected(adb_server, tmp_path):
     f = tmp_path / "m.tflite"
     f.write_bytes(b"TFL3")
     with pytest.raises(TargetError) as e:
-        resolve_target("arm", "adb://NOTCONNECTED42").run(RunSpec(artifact=f, benchmark_binary=str(f)))
+        resolve_target("arm", "adb://NOTCONNECTED42", benchmark_binary=str(f)).run(RunSpec(artifact=f))
     msg = str(e.value)
     assert msg.startswith("adb://NOTCONNECTED42: no device NOTCONNECTED42 is connected") and "\n" not in msg
 

@@ -81,8 +81,10 @@ def test_usage_errors(tmp_path):
         target.run(RunSpec(artifact=art, threads=[1, 2]))
     with pytest.raises(UsageError, match="not --format torch"):
         target.run(RunSpec(artifact=None))
-    with pytest.raises(UsageError, match="ssh/adb"):
-        target.run(RunSpec(artifact=art, remote_python="/usr/bin/python3"))
+    with pytest.raises(UsageError, match="--remote-python is for ssh targets, not qemu"):
+        resolve_target("arm", "qemu", remote_python="/usr/bin/python3")
+    with pytest.raises(UsageError, match="--benchmark-binary is for adb targets, not qemu"):
+        resolve_target("arm", "qemu", benchmark_binary="bm")
 
 
 # ---------------------------------------------------------------------------------- emulated runs

@@ -66,8 +66,8 @@ def remote_dirs():
 
 
 def bench(board, artifact, python, **kw):
-    spec = RunSpec(artifact=Path(artifact), remote_python=python, **{"runs": 12, "warmup": 2, "rounds": 2, **kw})
-    return resolve_target("arm", board.url).run(spec)
+    spec = RunSpec(artifact=Path(artifact), **{"runs": 12, "warmup": 2, "rounds": 2, **kw})
+    return resolve_target("arm", board.url, remote_python=python).run(spec)
 
 
 @pytest.mark.slow

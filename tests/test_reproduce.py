@@ -259,15 +259,19 @@ def test_cli_unknown_study(edge_cli):
 
 @pytest.mark.slow
 def test_micro_export_is_cached(tmp_path, monkeypatch):
-    from shufflenet_edge.reproduce.guidelines import cached_micro_export
+    from shufflenet_edge.bench.cache import ExportCache
+    from shufflenet_edge.reproduce.studies import export_fields
 
     monkeypatch.setenv("EDGE_CACHE_DIR", str(tmp_path))
     cfg = Micro("G4", "neither", 1, (32,), relu=False, shortcut=False)
-    first = cached_micro_export(cfg, "onnx", "fp32")
+    cache = ExportCache()
+    assert not cache.has(export_fields(cfg, "onnx", "fp32", None, meta=True))
+    first = cache.get_or_build(export_fields(cfg, "onnx", "fp32", None)).path
+    assert cache.has(export_fields(cfg, "onnx", "fp32", None, meta=True))  # what plan()'s estimate asks
     t0 = time.perf_counter()
-    again = cached_micro_export(cfg, "onnx", "fp32")
+    again = cache.get_or_build(export_fields(cfg, "onnx", "fp32", None)).path
     assert again == first and time.perf_counter() - t0 < 0.5
-    other = cached_micro_export(Micro("G4", "no ReLU", 1, (32,), relu=False), "onnx", "fp32")
+    other = cache.get_or_build(export_fields(Micro("G4", "no ReLU", 1, (32,), relu=False), "onnx", "fp32", None)).path
     assert other.parent != first.parent  # keyed on the config
 
 

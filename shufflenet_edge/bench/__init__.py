@@ -5,29 +5,36 @@
 >>> recs[0]["latency_ms"]["p50"], recs[0]["device"]["cpu"]
 
 ``--model`` exports on the fly into a cache (see ``cache.py``); ``--artifact`` benchmarks a given
-file. Where it runs is a target (``targets/``); how one inference runs is an engine
-(``runtime/engines.py``, ``torch_engine.py``); the timing loop is ``runtime/timing.py``, the same
-everywhere.
+file. Where it runs is a target (``targets/``, by URL scheme); how one inference runs is an
+engine (``runtime/engines.py``, ``torch_engine.py``); the timing loop is ``runtime/timing.py``,
+the same everywhere; what comes back is a record (``shufflenet_edge/record.py``).
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..errors import UsageError
+from ..record import Subject, complete_record
 from ..runtime.timing import DEFAULT_MAX_SECONDS
-from .targets import RunSpec, Target, TargetError, parse_cpu_list, resolve_target
+from . import torch_engine  # noqa: F401  (registers the torch engine)
+from .targets import RunSpec, Target, TargetError, emulation_warning, parse_cpu_list, resolve_target
 
-__all__ = ["bench", "complete_record", "save_records", "parse_threads", "RunSpec", "Target", "TargetError",
-           "resolve_target", "FORMATS"]
-
-FORMATS = ("torch", "onnx", "tflite")
-_SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite"}
+__all__ = ["bench", "run_bench", "BenchOptions", "complete_record", "save_records", "parse_threads", "RunSpec",
+           "Target", "TargetError", "resolve_target", "FORMATS", "bench_formats"]
 
 
+def bench_formats() -> tuple[str, ...]:
+    """What ``--format`` takes: PyTorch eager, then every export format."""
+    from ..export.formats import FORMATS as EXPORT_FORMATS
+
+    return ("torch", *EXPORT_FORMATS)
+
+
+FORMATS = bench_formats()
 MAX_THREADS = 256  # hard maximum of a thread count (each thread costs memory in the runtimes)
 
 
@@ -53,58 +60,30 @@ def warn_oversubscribed(thread_list: list[int]) -> None:
               "the extra threads share cores", file=sys.stderr)
 
 
-def complete_record(rec: dict, *, model: str, fmt: str, precision: str, input_size, artifact, macs, target: Target) -> dict:
-    """Add the model facts and derived throughput to a device-side record."""
-    from .. import __version__
-
-    p50 = rec["latency_ms"]["p50"]
-    gmacs = (macs * rec.get("batch", 1) / (p50 / 1e3) / 1e9) if macs and p50 else None  # adb may give no p50
-    peak = rec.get("cpu_peak_gmacs")
-    frac = gmacs / (peak * rec["threads"]) if gmacs and peak else None
-    rec.update({
-        "model": model, "format": fmt, "precision": precision, "input_size": list(input_size) if input_size else None,
-        "artifact": str(artifact) if artifact else None, "macs": int(macs) if macs else None,
-        "gmacs_per_s": round(gmacs, 3) if gmacs else None,
-        # a multi-threaded run may use up to `threads` cores: its ceiling is that many single-thread peaks
-        "fraction_of_peak": round(frac, 4) if frac else None,
-        "toolkit_version": __version__,
-        "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    })
-    if frac and frac > 1:
-        rec["fraction_of_peak_note"] = (
-            f"above 1: the {rec.get('cpu_peak_precision') or 'fp32'} peak ({rec.get('cpu_peak_method')}) is a plain "
-            f"GEMM; this engine's {precision} kernels beat it here (e.g. Winograd/direct convolution doing fewer "
-            "multiply-adds than MACs counts, or a faster kernel family)")
-    rec.setdefault("device", {})
-    rec["device"]["target"] = rec["device"].get("target") or target.name
-    rec["device"]["emulated"] = bool(target.emulated)
-    return rec
-
-
 def _existing_records(path: Path) -> list:
     if path.is_dir():
-        raise UsageError(f"--out {path} is a folder: give a JSON file to append records to, e.g. {path}/bench.json")
+        raise UsageError(f"--json-out {path} is a folder: give a JSON file to append records to, e.g. {path}/bench.json")
     if not path.exists():
         return []
-    bad = f"--out {path} exists and is not a JSON list of bench records; not overwriting it"
+    bad = f"--json-out {path} exists and is not a JSON list of bench records; not overwriting it"
     try:
         existing = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError):
         raise UsageError(bad) from None
     except OSError as exc:
-        raise UsageError(f"cannot read --out {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read --json-out {path}: {exc.strerror}") from None
     if not isinstance(existing, list):
         raise UsageError(bad)
     return existing
 
 
 def check_records_file(path) -> None:
-    """Before timing: --out must be appendable (a JSON list or absent, in a writable folder)."""
+    """Before timing: --json-out must be appendable (a JSON list or absent, in a writable folder)."""
     from ..io_utils import check_writable
 
     path = Path(path)
     _existing_records(path)
-    check_writable(path.parent, what=f"--out {path}")
+    check_writable(path.parent, what=f"--json-out {path}")
 
 
 def save_records(path, records: list[dict]) -> Path:
@@ -130,18 +109,58 @@ def _check_opens(artifact: Path, meta: dict) -> None:
         raise UsageError(str(exc)) from None
 
 
-def _artifact_facts(artifact: Path, input_size=None) -> tuple[str, str, str, list | None, int | None, dict]:
-    from ..export.metadata import read_metadata
+@dataclass
+class BenchOptions:
+    """Everything ``bench()`` takes, grouped: what to run, where, and how to time it."""
 
-    if not artifact.is_file():
-        raise UsageError(f"artifact not found: {artifact}")
-    fmt = _SUFFIX_FORMAT.get(artifact.suffix.lower())
-    if fmt is None:
-        raise UsageError(f"unknown artifact type '{artifact.suffix}': expected .onnx or .tflite")
-    meta = read_metadata(artifact, input_size=input_size)
-    _check_opens(artifact, meta)
-    return (meta.get("model") or artifact.stem, fmt, meta.get("precision") or "unknown", meta.get("input_size"),
-            meta.get("macs"), meta)
+    # what: a zoo model (exported on the fly, or run eagerly with format="torch") or a file
+    model: object = None
+    checkpoint: object = None
+    format: str = "onnx"
+    precision: str = "fp32"
+    artifact: object = None
+    input_size: object = None
+    num_classes: int | None = None
+    layout: str = "nchw"
+    calib: str | None = None
+    # where: --device/--target, and the target's own settings (its constructor's keywords)
+    device: str = "host"
+    target: str | None = None
+    target_options: dict = field(default_factory=dict)
+    # how
+    engine: str | None = None
+    threads: object = (1,)
+    runs: int | None = None  # None: until stable (targets running the toolkit's loop), else their default
+    max_seconds: float | None = None  # the until-stable loop's budget per file
+    warmup: int | None = None
+    rounds: int = 5
+    batch: int = 1
+    cpus: str | None = None
+    profile: bool = False
+    out: object = None  # append the records to this JSON list (--json-out)
+    quiet: bool = False
+
+    def check(self) -> None:
+        """Usage errors that need no export and no device, so they come before either."""
+        if (self.model is None and self.checkpoint is None) == (self.artifact is None):
+            raise UsageError("give either --model NAME (or --checkpoint FILE) or --artifact FILE")
+        self.format = str(self.format).lower()
+        if self.artifact is None and self.format not in bench_formats():
+            raise UsageError(f"unknown format '{self.format}' (choose from: {', '.join(bench_formats())})")
+        self.threads = parse_threads(self.threads)
+        if self.cpus:
+            parse_cpu_list(self.cpus)  # a typo fails now, not after a long export
+        if self.device == "host" and not self.quiet:
+            warn_oversubscribed(self.threads)
+        if self.out:
+            check_records_file(self.out)  # a bad or unwritable --json-out fails now, not after the timing
+        if int(self.batch) < 1:
+            raise UsageError(f"bad --batch {self.batch}: must be >= 1")
+        if self.max_seconds is not None and float(self.max_seconds) <= 0:
+            raise UsageError(f"bad --max-seconds {self.max_seconds}: must be > 0")
+
+
+TARGET_OPTIONS = ("remote_python", "benchmark_binary", "wait")  # bench() keywords that go to the target
 
 
 def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=None, checkpoint=None,
@@ -150,78 +169,94 @@ def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=No
           remote_python: str | None = None, benchmark_binary: str | None = None, profile: bool = False,
           out=None, engine: str | None = None, num_classes: int | None = None, layout: str = "nchw",
           wait: float | None = None, calib: str | None = None, quiet: bool = False,
-          max_seconds: float | None = None) -> list[dict]:
+          max_seconds: float | None = None, json_out=None) -> list[dict]:
     """Benchmark and return one record per (artifact, engine, threads); see the module docstring.
 
     ``runs=None`` on a target that runs the toolkit's own loop (host, ssh): measure until the
     median's 95% CI is within +-2% or ``max_seconds`` (default ``DEFAULT_MAX_SECONDS``) are spent.
+
+    The keywords are those of ``edge bench``; ``out`` and ``json_out`` both name the JSON list
+    the records are appended to. ``run_bench(BenchOptions(...))`` is the same call.
     """
-    if (model is None and checkpoint is None) == (artifact is None):
-        raise UsageError("give either --model NAME (or --checkpoint FILE) or --artifact FILE")
-    fmt = str(format).lower()
-    if artifact is None and fmt not in FORMATS:
-        raise UsageError(f"unknown format '{format}' (choose from: {', '.join(FORMATS)})")
-    thread_list = parse_threads(threads)
-    if cpus:
-        parse_cpu_list(cpus)  # a typo fails now, not after a long export
-    if device == "host" and not quiet:
-        warn_oversubscribed(thread_list)
-    if out:
-        check_records_file(out)  # a bad or unwritable --out fails now, not after the timing
-    if int(batch) < 1:
-        raise UsageError(f"bad --batch {batch}: must be >= 1")
-    if device == "arm" and not target and "EDGE_ARM_TARGET" not in os.environ and not quiet:
-        import platform
+    args = dict(locals())
+    opts = BenchOptions(**{f.name: args[f.name] for f in fields(BenchOptions) if f.name in args},
+                        target_options={k: args[k] for k in TARGET_OPTIONS})
+    opts.out = json_out or out
+    return run_bench(opts)
 
-        if platform.machine().lower() not in ("aarch64", "arm64"):
-            print("warning: no ARM device given (--target ssh://... or adb://..., or $EDGE_ARM_TARGET): "
-                  "running under qemu, timings are EMULATED", file=sys.stderr)
-    tgt = resolve_target(device, target, wait=wait)
-    emulated = tgt.emulated
-    if runs is None and not getattr(tgt, "until_stable", False):
-        runs = 5 if emulated else 100
-    if warmup is None:
-        warmup = 1 if emulated else 10
-    if (runs is not None and int(runs) < 1) or int(warmup) < 0:
-        raise UsageError("--runs must be >= 1 and --warmup >= 0")
-    if max_seconds is not None and float(max_seconds) <= 0:
-        raise UsageError(f"bad --max-seconds {max_seconds}: must be > 0")
 
-    module = None
-    if artifact is not None:
-        path = Path(artifact)
-        name, fmt, precision, size, macs, meta = _artifact_facts(path, input_size)
-    elif fmt == "torch":
+def _file_subject(path: Path, input_size=None) -> Subject:
+    """What a file is (its metadata: sidecar, else embedded, else ``input_size``), after checking
+    that every file of its artifact is there and that it opens here where a runtime is installed."""
+    from ..export.artifact import Artifact
+    from ..export.metadata import read_metadata
+
+    if not path.is_file():
+        raise UsageError(f"artifact not found: {path}")
+    art = Artifact.at(path)
+    if art.missing():
+        raise UsageError(f"{path.name}: its {art.format.name} artifact lacks {', '.join(p.name for p in art.missing())}")
+    meta = read_metadata(path, input_size=input_size)
+    _check_opens(path, meta)
+    return Subject.of_artifact(path, meta, art.format.name)
+
+
+def _subject(opts: BenchOptions, tgt: Target):
+    """(what RunSpec.artifact gets, its Subject): a file, exported on the fly if need be, or a module."""
+    if opts.artifact is not None:
+        path = Path(opts.artifact)
+        return path, _file_subject(path, opts.input_size)
+    if opts.format == "torch":
         from ..complexity import measure
         from ..models import create_model
 
-        if tgt.name not in ("host", "local"):
+        if "torch" not in tgt.formats:
             raise UsageError("--format torch runs only on this host (devices get an exported file)")
-        module = create_model(model, num_classes=num_classes, checkpoint=checkpoint, input_size=input_size)
-        path, meta, precision = None, module.edge_meta, "fp32"
-        name, size, macs = meta["name"], meta["input_size"], measure(module).macs
-    else:
-        from .cache import cached_export
+        module = create_model(opts.model, num_classes=opts.num_classes, checkpoint=opts.checkpoint,
+                              input_size=opts.input_size)
+        meta = module.edge_meta
+        return module, Subject(meta["name"], "torch", "fp32", meta["input_size"], None, measure(module).macs)
+    from .cache import cached_export
 
-        if fmt not in tgt.formats:
-            raise UsageError(f"target {tgt.name} cannot run {fmt} files (it runs: {', '.join(tgt.formats)})")
-        path = cached_export(model, fmt, precision, checkpoint=checkpoint, input_size=input_size,
-                             num_classes=num_classes, batch="dynamic" if int(batch) > 1 and fmt == "onnx" else 1,
-                             layout=layout, calib=calib, quiet=quiet)
-        name, fmt, precision, size, macs, meta = _artifact_facts(path)
-    if fmt not in tgt.formats:
-        raise UsageError(f"target {tgt.name} cannot run {fmt} files (it runs: {', '.join(tgt.formats)})")
+    if opts.format not in tgt.formats:
+        raise UsageError(f"target {tgt.name} cannot run {opts.format} files (it runs: {', '.join(tgt.formats)})")
+    from ..export.formats import get_format
 
-    spec = RunSpec(artifact=path, engine=engine, threads=thread_list, runs=int(runs) if runs else None,
-                   max_seconds=None if runs else float(max_seconds or DEFAULT_MAX_SECONDS), warmup=int(warmup),
-                   rounds=int(rounds), batch=int(batch), profile=profile, cpus=cpus, remote_python=remote_python,
-                   benchmark_binary=benchmark_binary, model=module, metadata=meta if path is not None else None)
+    dynamic = int(opts.batch) > 1 and get_format(opts.format).dynamic_batch
+    path = cached_export(opts.model, opts.format, opts.precision, checkpoint=opts.checkpoint,
+                         input_size=opts.input_size, num_classes=opts.num_classes, batch="dynamic" if dynamic else 1,
+                         layout=opts.layout, calib=opts.calib, quiet=opts.quiet)
+    return path, _file_subject(path)
+
+
+def run_bench(opts: BenchOptions) -> list[dict]:
+    """``bench()`` on an options object: check, pick the target, get the file, run, complete, save."""
+    opts.check()
+    if emulation_warning(opts.device, opts.target) and not opts.quiet:
+        print("warning: no ARM device given (--target ssh://... or adb://..., or $EDGE_ARM_TARGET): "
+              "running under qemu, timings are EMULATED", file=sys.stderr)
+    tgt = resolve_target(opts.device, opts.target, **opts.target_options)
+    runs = opts.runs
+    if runs is None and not tgt.until_stable:
+        runs = 5 if tgt.emulated else 100
+    warmup = (1 if tgt.emulated else 10) if opts.warmup is None else int(opts.warmup)
+    if (runs is not None and int(runs) < 1) or warmup < 0:
+        raise UsageError("--runs must be >= 1 and --warmup >= 0")
     try:
+        subject, facts = _subject(opts, tgt)
+        if facts.format not in tgt.formats:
+            raise UsageError(f"target {tgt.name} cannot run {facts.format} files (it runs: {', '.join(tgt.formats)})")
+        spec = RunSpec(artifact=subject, engine=opts.engine, threads=opts.threads, runs=int(runs) if runs else None,
+                       max_seconds=None if runs else float(opts.max_seconds or DEFAULT_MAX_SECONDS), warmup=warmup,
+                       rounds=int(opts.rounds), batch=int(opts.batch), profile=opts.profile, cpus=opts.cpus)
         records = tgt.run(spec)
     finally:
         tgt.close()
-    records = [complete_record(r, model=name, fmt=fmt, precision=precision, input_size=size, artifact=path, macs=macs,
-                               target=tgt) for r in records]
-    if out:
-        save_records(out, records)
+    records = [complete_record(r, facts, target=tgt.name, emulated=tgt.emulated) for r in records]
+    if facts.verified is False and not opts.quiet:  # after the run: an error stays the only line
+        from ..export.artifact import unverified_note
+
+        print(f"note: {unverified_note(subject, {})}", file=sys.stderr)
+    if opts.out:
+        save_records(opts.out, records)
     return records

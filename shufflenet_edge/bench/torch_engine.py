@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 from ..runtime import timing
+from ..runtime.engines import Engine, register
+from ..runtime.runner import device_record
 
 
 @contextlib.contextmanager
@@ -48,37 +52,60 @@ def _profile(model, x, runs: int) -> dict:
     return opgroups.summarize(totals, runs, "torch.profiler", by_op)
 
 
-def run_torch(spec) -> list[dict]:
-    """Device-side records for ``spec.model`` (an nn.Module with edge_meta) at each thread count."""
-    import numpy as np
-    import torch
+@register
+class TorchEngine(Engine):
+    """PyTorch eager on the model itself (``--format torch``, host only): nothing to open."""
 
-    model = spec.model.eval()
-    h, w = model.edge_meta["input_size"]
-    x = torch.from_numpy(np.random.default_rng(0).standard_normal((spec.batch, 3, h, w)).astype(np.float32))
+    name = "torch"
+    formats = {"torch": None}
+    precisions = ("fp32",)
+    module = "torch"
 
-    def invoke(inp):
+    def __init__(self, model, threads: int = 1):
+        import torch
+
+        super().__init__("", threads, metadata=dict(model.edge_meta))
+        self.model = model.eval()
+        self.runtime_version = torch.__version__
+
+    def prepare(self, x):
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+    def invoke(self, native):
+        import torch
+
         with torch.inference_mode():
-            return model(inp)
+            return self.model(native)
 
-    records = []
+    def finish(self, raw):
+        return raw.numpy()
+
+    def input_shape(self):
+        return [None, 3, *self.metadata["input_size"]]
+
+
+def run_torch(spec) -> list[dict]:
+    """Device-side records for ``spec.artifact`` (an nn.Module with edge_meta) at each thread count."""
+    eng = TorchEngine(spec.artifact)
+    h, w = eng.metadata["input_size"]
+    x = eng.prepare(np.random.default_rng(0).standard_normal((spec.batch, 3, h, w)).astype(np.float32))
     device = timing.machine_info()
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.state_dict().values())
+    weight_bytes = sum(p.numel() * p.element_size() for p in eng.model.state_dict().values())
+    timed = []
     for t in spec.threads:
         # torch's thread count is process-wide, so thread counts cannot be interleaved in one loop
         with torch_threads(t):
-            res = timing.time_cases([(invoke, x)], spec.runs, spec.warmup, spec.rounds,
+            res = timing.time_cases([(eng.invoke, x)], spec.runs, spec.warmup, spec.rounds,
                                     max_seconds=spec.max_seconds, threads=[t])[0]
-            prof = _profile(model, x, max(1, min(spec.runs or 20, 20))) if spec.profile else None
-        rec = {"engine": "torch", "runtime_version": torch.__version__, "threads": int(t), "batch": int(spec.batch),
-               "warmup": int(spec.warmup), "peak_rss_mb": round(timing.peak_rss_mb(), 1), "size_bytes": weight_bytes,
-               "device": dict(device), **res}
+            prof = _profile(eng.model, x, max(1, min(spec.runs or 20, 20))) if spec.profile else None
+        timed.append((t, res, round(timing.peak_rss_mb(), 1), prof))
+    peak = timing.gemm_peak_gmacs()  # after the timing, which it would disturb
+    records = []
+    for t, res, rss, prof in timed:
+        records.append(device_record("torch", eng.runtime_version, t, spec.batch, spec.warmup, res, peak_rss_mb=rss,
+                                     size_bytes=weight_bytes, device=device, cpu_peak=peak))
         if prof:
-            rec["profile"] = prof
-        records.append(rec)
-    peak = timing.gemm_peak_gmacs()
-    for rec in records:
-        rec["cpu_peak_gmacs"] = peak["gmacs"]
-        rec["cpu_peak_method"] = peak["method"]
-        rec["cpu_peak_precision"] = peak["precision"]
+            records[-1]["profile"] = prof
     return records

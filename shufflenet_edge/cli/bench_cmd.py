@@ -3,23 +3,25 @@ from __future__ import annotations
 
 import click
 
+from ..bench import bench_formats
+from ..bench.targets import target_choices
+from ..export.formats import LAYOUTS, PRECISIONS, SUFFIXES
+from ..runtime.engines import ENGINES
 from .app import main
 from .options import INPUT_SIZE, console, print_json
-
-_FORMATS = ("torch", "onnx", "tflite")
-_PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 
 
 @main.command("bench")
 @click.option("--model", default=None, help="Model name: exported on the fly into a cache (~/.cache/shufflenet-edge).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="PyTorch checkpoint for --model.")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="onnx", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(bench_formats()), default="onnx", show_default=True,
               help="torch = PyTorch eager (host only).")
-@click.option("--precision", type=click.Choice(_PRECISIONS), default="fp32", show_default=True)
-@click.option("--artifact", type=click.Path(dir_okay=False), default=None, help="Benchmark this .onnx/.tflite file.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True)
+@click.option("--artifact", type=click.Path(dir_okay=False), default=None,
+              help=f"Benchmark this {'/'.join(SUFFIXES)} file.")
 @click.option("--device", type=click.Choice(["host", "arm", "browser"]), default="host", show_default=True,
               help="arm without --target: local on aarch64, else $EDGE_ARM_TARGET, else qemu (emulated).")
-@click.option("--target", default=None, help="local | ssh://user@host[:port] | adb://SERIAL | qemu")
+@click.option("--target", default=None, help=target_choices().replace(", ", " | "))
 @click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts, e.g. 1,2,4.")
 @click.option("--runs", type=int, default=None,
               help="Fixed number of timed runs [default: measure until the median's 95% CI is within +-2% or "
@@ -32,8 +34,9 @@ _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 @click.option("--input-size", type=INPUT_SIZE, default=None, help="H or HxW for --model, or for an --artifact whose metadata does not give it.")
 @click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Classes for --model.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True)
-@click.option("--engine", default=None, help="onnxruntime | litert | tflite-runtime (default: first installed).")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="nchw", show_default=True)
+@click.option("--engine", default=None,
+              help=f"{' | '.join(n for n in ENGINES if n != 'torch')} (default: first installed).")
 @click.option("--cpus", default=None, help="Pin to these cores (taskset list, e.g. 4-7).")
 @click.option("--remote-python", default=None, help="python3 on an ssh board (default: python3).")
 @click.option("--benchmark-binary", type=click.Path(dir_okay=False), default=None,
@@ -41,15 +44,22 @@ _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 @click.option("--wait", type=float, default=None, help="--device browser: seconds to wait for the page's report.")
 @click.option("--profile", is_flag=True, help="Per-op breakdown (ONNX Runtime / PyTorch profiler).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of records.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Append the records to this JSON file.")
+@click.option("--json-out", type=click.Path(dir_okay=False), default=None,
+              help="Append the records to this JSON list (schema: shufflenet_edge/record.schema.json).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, hidden=True,
+              help="Deprecated spelling of --json-out.")
 def bench_command(model, checkpoint, fmt, precision, artifact, device, target, threads, runs, max_seconds, warmup, rounds,
                   input_size, num_classes, batch, layout, engine, cpus, remote_python, benchmark_binary, wait,
-                  profile, as_json, out):
+                  profile, as_json, json_out, out):
     """Latency of MODEL (exported on the fly) or of an --artifact file, on this host or an ARM device."""
     from ..bench import bench
     from ..bench.report import summary_lines, terminal_table
     from ..runtime.timing import DEFAULT_MAX_SECONDS, TARGET_CI
 
+    if out and not json_out:
+        click.echo("note: --out FILE is deprecated for edge bench (--out names a folder elsewhere): "
+                   "use --json-out FILE", err=True)
+    json_out = json_out or out
     if runs is None and device == "host" and not as_json:
         click.echo(f"measuring until the median's 95% CI is within +-{TARGET_CI:.0%}, at most "
                    f"{max_seconds or DEFAULT_MAX_SECONDS:g} s per file (--max-seconds; --runs N for a fixed count)",
@@ -57,7 +67,7 @@ def bench_command(model, checkpoint, fmt, precision, artifact, device, target, t
     records = bench(model=model, format=fmt, precision=precision, artifact=artifact, checkpoint=checkpoint,
                     device=device, target=target, threads=threads, runs=runs, warmup=warmup, rounds=rounds,
                     input_size=input_size, batch=batch, cpus=cpus, remote_python=remote_python,
-                    benchmark_binary=benchmark_binary, profile=profile, out=out, engine=engine,
+                    benchmark_binary=benchmark_binary, profile=profile, json_out=json_out, engine=engine,
                     num_classes=num_classes, layout=layout, wait=wait, max_seconds=max_seconds)
     if as_json:
         print_json(records)
@@ -77,5 +87,5 @@ def bench_command(model, checkpoint, fmt, precision, artifact, device, target, t
             continue
         parts = ", ".join(f"{g} {v['share']:.0%} ({v['ms']:.2f} ms)" for g, v in prof["groups"].items())
         con.print(f"per-op, {r['engine']} {r['threads']} thread(s) [{prof['source']}]: {parts}")
-    if out:
-        con.print(f"records appended to {out}")
+    if json_out:
+        con.print(f"records appended to {json_out}")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from ..export.formats import SUFFIXES
+from ..runtime.engines import ENGINES
 from .app import main
 from .options import INPUT_SIZE, print_json
 from .tables import Col, console, print_table
@@ -13,12 +15,14 @@ _CLASS_COLS = (Col("class"), Col("accuracy", lambda v: f"{v:.2%}", number=True),
 @main.command("eval")
 @click.option("--model", default=None, help="Model name (optional with a project checkpoint, which names it).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="PyTorch checkpoint (.pt).")
-@click.option("--artifact", type=click.Path(dir_okay=False), default=None, help="Exported .onnx or .tflite file.")
+@click.option("--artifact", type=click.Path(dir_okay=False), default=None,
+              help=f"Exported {' or '.join(SUFFIXES)} file.")
 @click.option("--data", default="digits", show_default=True,
               help="digits | npy:X.npy,Y.npy | cifar10:DIR | tinyimagenet:DIR | imagefolder:DIR")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-@click.option("--engine", default=None, help="Runtime for --artifact (onnxruntime, litert, tflite-runtime).")
+@click.option("--engine", default=None,
+              help=f"Runtime for --artifact ({', '.join(n for n in ENGINES if n != 'torch')}).")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (top1, top5, n, per_class, confusion, ...).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix as a PNG.")
@@ -54,5 +58,9 @@ def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, t
             ", ".join(f"{p['actual']} -> {p['predicted']} ({p['count']})" for p in r["most_confused"]))
     for note in r.get("notes", []):
         say(f"note: {note}")
+    if r.get("verified") is False:
+        from ..export.artifact import unverified_note
+
+        say(f"note: {unverified_note(r['artifact'], {})}")
     if plot:
         say(f"confusion matrix: {r['plot']}")

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import click
 
+from ..export.formats import FORMATS, LAYOUTS, PRECISIONS
 from .app import main
 from .options import INPUT_SIZE, print_json
 
-# Spelled out here rather than imported so `edge --help` does not load the export package.
-_FORMATS = ("onnx", "tflite")
-_PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
+# --batch and its help, from the table: which formats take a dynamic batch
+_DYNAMIC = [f.name for f in FORMATS.values() if f.dynamic_batch]
 
 
 def _size(n: int) -> str:
@@ -18,15 +18,17 @@ def _size(n: int) -> str:
 @main.command("export")
 @click.option("--model", default=None, help="Model name (optional with a project checkpoint, which names it).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="PyTorch checkpoint; without it, random weights.")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), required=True, help="onnx (onnxruntime) or tflite (LiteRT).")
-@click.option("--precision", type=click.Choice(_PRECISIONS), default="fp32", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), required=True,
+              help=", ".join(f"{f.name} ({f.runtime})" for f in FORMATS.values()) + ".")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", show_default=True,
               help="fp16; int8 = static, calibrated (TFLite: int8 input/output); dynamic = int8 weights only.")
 @click.option("--calib", default=None, help="Calibration data for int8: digits | npy:FILE | imagefolder:DIR | cifar10:DIR | tinyimagenet:DIR")
 @click.option("--calib-size", type=click.IntRange(min=1), default=256, show_default=True, help="Calibration images.")
 @click.option("--input-size", type=INPUT_SIZE, default=None, help="H or HxW (default: the checkpoint's or the model's).")
 @click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Output classes (default: checkpoint's or 1000).")
-@click.option("--batch", type=click.Choice(["1", "dynamic"]), default="1", show_default=True, help="dynamic: ONNX only.")
-@click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True, help="Input layout of the file.")
+@click.option("--batch", type=click.Choice(["1", "dynamic"]), default="1", show_default=True,
+              help=f"dynamic: {', '.join(_DYNAMIC)} only.")
+@click.option("--layout", type=click.Choice(LAYOUTS), default="nchw", show_default=True, help="Input layout of the file.")
 @click.option("--out", type=click.Path(file_okay=False), default="exports", show_default=True, help="Output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (path, size_bytes, seconds, parity, metadata ...).")
 @click.option("--verbose", is_flag=True, help="Show the converters' own logs.")
@@ -36,7 +38,7 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
                    as_json, verbose, overwrite, name):
     """Export MODEL to ONNX or TFLite and check it against PyTorch in its own runtime.
 
-    Writes OUT/<name>_<H>[xW]_<precision>[_nhwc].onnx|.tflite plus a <file>.json sidecar. An
+    Writes OUT/<name>_<H>[xW]_<precision>[_nhwc].<suffix> (the format's files) plus a <file>.json sidecar. An
     existing file is never replaced without --overwrite (one holding this same export is up to date).
     """
     from ..errors import UsageError

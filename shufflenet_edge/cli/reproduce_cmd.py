@@ -6,10 +6,11 @@ import sys
 
 import click
 
+from ..bench.targets import emulation_warning, target_choices
+from ..export.formats import FORMATS, PRECISIONS
 from .app import main
 
 _STUDIES = ("v1-table8", "v2-guidelines", "v1-groups", "all")
-_PRECISIONS = ("fp32", "fp16", "int8", "dynamic")  # as edge export's; spelled out so --help loads no exporter
 
 
 def _csv(value: str, allowed: tuple, flag: str) -> tuple:
@@ -51,7 +52,7 @@ def _ints(value: str, flag: str) -> tuple:
 @click.argument("study", type=click.Choice(_STUDIES))
 @click.option("--device", type=click.Choice(["host", "arm"]), default="host", show_default=True,
               help="arm without --target: local on aarch64, else $EDGE_ARM_TARGET, else qemu (instruction counts).")
-@click.option("--target", default=None, help="local | ssh://user@host[:port] | adb://SERIAL | qemu")
+@click.option("--target", default=None, help=target_choices().replace(", ", " | "))
 @click.option("--formats", default="onnx,tflite", show_default=True)
 @click.option("--precisions", default="fp32,int8", show_default=True)
 @click.option("--resolutions", default="224,480x640,720x1280", show_default=True,
@@ -73,20 +74,16 @@ def _ints(value: str, flag: str) -> tuple:
 def reproduce_command(study, device, target, formats, precisions, resolutions, threads, runs, max_seconds,
                       export_workers, multipliers, guideline_precisions, quick, out):
     """Measure the papers' speed claims: STUDY is v1-table8, v2-guidelines, v1-groups or all."""
-    import os
-    import platform
-
     from ..bench import parse_threads
     from ..reproduce import Settings, default_out, reproduce
 
-    s = Settings(device=device, target=target, formats=_csv(formats, ("onnx", "tflite"), "--formats"),
-                 precisions=_csv(precisions, _PRECISIONS, "--precisions"),
+    s = Settings(device=device, target=target, formats=_csv(formats, tuple(FORMATS), "--formats"),
+                 precisions=_csv(precisions, PRECISIONS, "--precisions"),
                  resolutions=_resolutions(resolutions), threads=tuple(parse_threads(threads)), runs=runs,
                  quick=quick, multipliers=_ints(multipliers, "--multipliers"),
-                 guideline_precisions=_csv(guideline_precisions, _PRECISIONS, "--guideline-precisions"),
+                 guideline_precisions=_csv(guideline_precisions, PRECISIONS, "--guideline-precisions"),
                  max_seconds=max_seconds, export_workers=export_workers)
-    if device == "arm" and not target and "EDGE_ARM_TARGET" not in os.environ \
-            and platform.machine().lower() not in ("aarch64", "arm64"):
+    if emulation_warning(device, target):
         click.echo("warning: no ARM device given: running under qemu, costs are instruction counts (EMULATED)",
                    err=True)
     out = out or str(default_out(device, target))

@@ -17,10 +17,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..export.formats import FORMATS
+from ..export.artifact import is_verified
+from ..export.formats import FORMATS, SUFFIXES
 from .paths import inside
 
-SUFFIXES = {f.suffix: f.name for f in FORMATS.values()}
 MAX_JSON_BYTES = 4 << 20  # sidecars and reports are a few kB; a huge file is not read into memory
 # (format, precision): int8 files are the ones a phone runs fastest; dynamic-range files are slow for convolutions
 PREFERENCE = (("tflite", "int8"), ("onnx", "int8"), ("tflite", "fp32"), ("onnx", "fp32"))
@@ -32,16 +32,6 @@ class Entry:
     path: Path  # resolved, inside the models folder
     format: str
     metadata: dict
-
-
-def is_verified(metadata) -> bool:
-    """An artifact is verified when its metadata holds a passing parity result (export writes
-    ``parity`` only after the check passed)."""
-    parity = metadata.get("parity") if isinstance(metadata, dict) else None
-    if not isinstance(parity, dict) or parity.get("passed") is False:
-        return False
-    diff = parity.get("max_abs_diff")
-    return isinstance(diff, (int, float)) and not isinstance(diff, bool) and math.isfinite(diff)
 
 
 def _hidden(rel: str) -> bool:
@@ -103,12 +93,25 @@ def find(models_dir: Path, rel: str) -> Entry | None:
     return _check(models_dir, rel)[0]
 
 
+def _owner(rel: str) -> str:
+    """The runtime file of the artifact ``rel`` belongs to: itself, or for its sidecar or another
+    file of a several-file format (ncnn's weights beside its .param, say) that file's name."""
+    if rel.endswith(".json"):
+        return rel[: -len(".json")]
+    for fmt in FORMATS.values():
+        for suffix in fmt.files[1:]:
+            if rel.lower().endswith(suffix):
+                return rel[: -len(suffix)] + fmt.suffix
+    return rel
+
+
 def served_file(models_dir: Path, rel: str) -> Path | None:
-    """A URL path under ``/models/``: an offered model file or its sidecar, else None."""
-    entry = find(models_dir, rel[: -len(".json")] if rel.endswith(".json") else rel)
+    """A URL path under ``/models/``: a file of an offered artifact (or its sidecar), else None."""
+    owner = _owner(rel)
+    entry = find(models_dir, owner)
     if entry is None:
         return None
-    return inside(models_dir, rel) if rel.endswith(".json") else entry.path
+    return entry.path if owner == rel else inside(models_dir, rel)
 
 
 def latest_p50(results_dir: Path) -> dict[Path, float]:

@@ -12,24 +12,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..export.artifact import Artifact
+from ..export.formats import FORMATS
 from ..io_utils import write_json
+from ..record import Subject, complete_record
+from ..runtime.runner import device_record
 from ..runtime.timing import stats_ms
 from .catalog import find
 from .report_checks import ReportError, check_report
 
 MAX_BODY = 1 << 20  # bytes: 100k float samples fit with room to spare
-ENGINES = {"onnxruntime-web": "onnx", "tfjs-tflite": "tflite"}
-
-
-class _BrowserTarget:
-    name = "browser"
-    emulated = False
+ENGINES = {f.browser_engine: f.name for f in FORMATS.values() if f.browser_engine}  # page runtime -> format
 
 
 def build_record(report, models_dir: Path) -> dict:
     """Check one parsed report (``report_checks``) and return the complete bench record it stands for."""
-    from ..bench import complete_record
-
     rep = check_report(report)
     entry = find(models_dir, rep["artifact"])
     if entry is None:
@@ -42,23 +39,16 @@ def build_record(report, models_dir: Path) -> dict:
     samples = [v for r in rounds for v in r]
     medians = [float(np.median(r)) for r in rounds]
     ua = rep["user_agent"]
-    meta = entry.metadata
-    rec = {
-        "engine": engine, "runtime_version": rep["runtime_version"], "threads": rep["threads"],
-        "batch": 1, "warmup": rep["warmup"], "peak_rss_mb": None,
-        "size_bytes": artifact.stat().st_size,
-        "device": {"machine": rep["platform"] or "unknown", "cpu": "unknown (browser)",
-                   "cores": rep["hardware_concurrency"], "governor": None,
-                   "target": f"browser:{ua}", "emulated": False, "user_agent": ua,
-                   "cross_origin_isolated": rep["cross_origin_isolated"]},
-        "cpu_peak_gmacs": None,
-        "latency_ms": stats_ms(np.asarray(samples) / 1e3), "runs": len(samples),
-        "rounds": {"n": len(rounds), "p50_ms": [round(m, 4) for m in medians],
-                   "spread": max(medians) / min(medians) - 1.0},
-    }
-    return complete_record(rec, model=meta.get("model") or artifact.stem, fmt=ENGINES[engine],
-                           precision=meta.get("precision") or "unknown", input_size=meta.get("input_size"),
-                           artifact=artifact, macs=meta.get("macs"), target=_BrowserTarget())
+    timed = {"latency_ms": stats_ms(np.asarray(samples) / 1e3), "runs": len(samples),
+             "rounds": {"n": len(rounds), "p50_ms": [round(m, 4) for m in medians],
+                        "spread": max(medians) / min(medians) - 1.0}}
+    device = {"machine": rep["platform"] or "unknown", "cpu": "unknown (browser)", "cores": rep["hardware_concurrency"],
+              "governor": None, "target": f"browser:{ua}", "emulated": False, "user_agent": ua,
+              "cross_origin_isolated": rep["cross_origin_isolated"]}
+    rec = device_record(engine, rep["runtime_version"], rep["threads"], 1, rep["warmup"], timed, peak_rss_mb=None,
+                        size_bytes=Artifact.at(artifact).size_bytes, device=device)
+    return complete_record(rec, Subject.of_artifact(artifact, entry.metadata, entry.format), target="browser",
+                           emulated=False)
 
 
 def save_record(record: dict, out: Path) -> Path:

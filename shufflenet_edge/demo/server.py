@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from ..errors import RuntimeFailure, UsageError
+from ..export.formats import FORMATS, SUFFIXES
 from .assets import APP_DIR, app_file, runtime_versions, runtimes_missing
 from .catalog import default_choice, find, scan, served_file
 from .http11 import QUIET, HTTPServer, Limits, Request, Response
@@ -28,8 +29,9 @@ from .reports import MAX_BODY, build_record, save_record
 
 RESULTS_SUBDIR = "browser-results"  # default --results-dir, inside --models: beside the files it times
 TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
-         ".webmanifest": "application/manifest+json", ".json": "application/json", ".onnx": "application/octet-stream",
-         ".tflite": "application/octet-stream", ".png": "image/png", ".css": "text/css", ".html": "text/html"}
+         ".webmanifest": "application/manifest+json", ".json": "application/json", ".png": "image/png",
+         ".css": "text/css", ".html": "text/html",
+         **{s: "application/octet-stream" for f in FORMATS.values() for s in f.files}}  # every artifact file
 ISOLATION = [("Cross-Origin-Opener-Policy", "same-origin"), ("Cross-Origin-Embedder-Policy", "require-corp"),
              ("Cross-Origin-Resource-Policy", "same-origin"), ("X-Content-Type-Options", "nosniff"),
              ("Cache-Control", "no-cache")]
@@ -227,7 +229,7 @@ class DemoServer:
         """Refuse ``--model`` naming a file the page would not offer."""
         if find(self.models_dir, rel) is None:
             skipped = {s["file"]: s["reason"] for s in self.left_out()}
-            why = skipped.get(rel, "not a .onnx/.tflite file there")
+            why = skipped.get(rel, f"not a {'/'.join(SUFFIXES)} file there")
             raise UsageError(f"--model {rel}: not offered from {self.models_dir}: {why}")
 
     def accept(self, record: dict) -> Path:

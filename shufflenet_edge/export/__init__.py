@@ -5,29 +5,32 @@ fp16, int8 or dynamic-range precision, checked against PyTorch in its own runtim
 >>> r = export(model="v1_g3", format="tflite", precision="int8")
 >>> r.path, r.to_dict()["parity"]
 
-Every file is built in a private work directory next to its destination and renamed into
-place (file first, then its ``.json`` sidecar) only after the parity check passed, so a failed
-or interrupted export leaves nothing behind and never half-overwrites an earlier export.
+An export is an ``Artifact`` (``artifact.py``): the file a runtime opens, any other files its
+format has, and the ``.json`` sidecar. It is built in a private work folder next to its
+destination and moved into place as a unit (files first, the sidecar last) only after the
+parity check passed, so a failed or interrupted export leaves nothing behind and never
+half-overwrites an earlier export. What a format is comes from one table (``formats.py``).
 """
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import RuntimeFailure, UsageError, one_line
+from .artifact import Artifact, commit, is_verified
 from .formats import FORMATS, LAYOUTS, PRECISIONS, RECIPES, ConvertJob, Format, check_combo, file_name, get_format
 from .overwrite import custom_target, existing_export
 
-__all__ = ["export", "ExportResult", "FORMATS", "PRECISIONS", "LAYOUTS", "RECIPES", "Format", "get_format"]
+__all__ = ["export", "ExportResult", "Artifact", "is_verified", "FORMATS", "PRECISIONS", "LAYOUTS", "RECIPES",
+           "Format", "get_format"]
 
 
 @dataclass
 class ExportResult:
-    path: Path
+    path: Path  # the file a runtime opens (artifact.path)
     format: str
     precision: str
     size_bytes: int
@@ -37,8 +40,13 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
     up_to_date: bool = False  # the file already held this export: nothing was written
 
+    @property
+    def artifact(self) -> Artifact:
+        return Artifact(Path(self.path), get_format(self.format))
+
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "format": self.format, "precision": self.precision,
+        return {"path": str(self.path), "files": [str(f) for f in self.artifact.all_files()],
+                "format": self.format, "precision": self.precision,
                 "size_bytes": self.size_bytes, "seconds": self.seconds, "parity": self.parity,
                 "trained": self.metadata.get("trained"), "notes": list(self.notes), "metadata": self.metadata,
                 "up_to_date": self.up_to_date}
@@ -90,6 +98,77 @@ def _calibration(meta: dict, precision: str, calib, calib_size: int, notes: list
     return np.random.default_rng(0).standard_normal((int(calib_size), 3, h, w)).astype(np.float32)
 
 
+def _batch(batch):
+    if batch in (1, "1"):
+        return 1
+    if str(batch).lower() == "dynamic":
+        return "dynamic"
+    raise UsageError(f"bad batch '{batch}': use 1 or dynamic")
+
+
+def build_model(model=None, checkpoint=None, input_size=None, num_classes=None):
+    """(eval-mode module, its metadata): a zoo name or checkpoint, or a module built by the caller
+    (reproduce's micro-benchmarks) that brings its own ``edge_meta``."""
+    import torch
+
+    from ..models import create_model, default_preprocessing
+
+    if not isinstance(model, torch.nn.Module):
+        net = create_model(model, num_classes=num_classes, checkpoint=checkpoint, input_size=input_size)
+        return net, net.edge_meta
+    if not isinstance(getattr(model, "edge_meta", None), dict):
+        raise UsageError("a module passed to export() needs an edge_meta dict (name, input_size, num_classes, ...)")
+    meta = {"checkpoint_sha256": "untrained", "labels": None, "num_classes": 0, "stem": "imagenet",
+            "preprocessing": None, **model.edge_meta}
+    meta["preprocessing"] = meta["preprocessing"] or default_preprocessing()
+    return model.eval(), meta
+
+
+def _file_view(net, calib_x, layout: str, hw):
+    """(module, sample, calibration) as the file sees them: NHWC wraps the model and permutes the data."""
+    import numpy as np
+    import torch
+
+    sample = torch.zeros(1, 3, *hw)
+    if layout != "nhwc":
+        return net, sample, calib_x
+    calib = None if calib_x is None else np.ascontiguousarray(calib_x.transpose(0, 2, 3, 1))
+    return _ChannelLast.wrap(net), sample.permute(0, 2, 3, 1).contiguous(), calib
+
+
+def _convert(fmt: Format, job: ConvertJob, name: str, dest: Path, verbose: bool) -> dict:
+    from ..io_utils import write_error
+    from .quiet import silenced
+
+    converter = importlib.import_module(f"{__name__}.{fmt.converter}")
+    with silenced(not verbose):
+        try:
+            return converter.convert(job)
+        except Exception as exc:
+            raise write_error(dest, exc) or RuntimeFailure(
+                f"{fmt.name} {job.precision} conversion of {name} failed: {one_line(exc)}") from None
+
+
+def _parity(net, staged: Artifact, x, side: dict, precision: str, verbose: bool) -> dict:
+    """Run the staged file in its runtime against PyTorch; the sidecar's parity entry, or RuntimeFailure."""
+    from .artifact import parity_passed
+    from .parity import check, fp32_tolerance
+    from .quiet import silenced
+
+    fmt, name = staged.format, staged.path.name
+    try:
+        with silenced(not verbose):
+            parity = check(net, staged.path, x, side, engine=fmt.runtime)
+    except Exception as exc:
+        raise RuntimeFailure(f"{fmt.runtime} cannot run the exported {name}: {one_line(exc)}") from None
+    parity["passed"] = parity_passed({k: v for k, v in parity.items() if k != "passed"}, precision)
+    if not parity["passed"]:
+        raise RuntimeFailure(f"parity check failed for {name}: max abs diff {parity['max_abs_diff']:.3g} "
+                             f"> {fp32_tolerance(parity):.3g} against PyTorch (outputs up to "
+                             f"{parity['max_abs_ref']:.3g}); no file written")
+    return {k: parity[k] for k in ("max_abs_diff", "max_abs_ref", "cosine", "top1_agreement", "n", "engine", "passed")}
+
+
 def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "fp32", calib: str | None = None,
            calib_size: int = 256, input_size=None, num_classes: int | None = None, batch=1, layout: str = "nchw",
            out="exports", quiet: bool = False, verbose: bool = False, overwrite: bool = False,
@@ -103,46 +182,21 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     ``quiet`` drops this function's own notes from stderr; ``verbose`` lets the converters'
     logs through (by default they are kept and shown only if a conversion fails).
     """
-    import numpy as np
-    import torch
-
     from ..complexity import measure
-    from ..models import create_model
+    from ..io_utils import atomic_dir, check_writable, sigterm_unwinds, write_json
     from .metadata import sidecar
-    from .parity import check, fp32_tolerance, parity_inputs
-    from .quiet import silenced
+    from .parity import parity_inputs
 
     t0 = time.perf_counter()
     fmt = get_format(format)
-    precision = str(precision).lower()
-    layout = str(layout).lower()
-    if batch in (1, "1"):
-        batch = 1
-    elif str(batch).lower() == "dynamic":
-        batch = "dynamic"
-    else:
-        raise UsageError(f"bad batch '{batch}': use 1 or dynamic")
+    precision, layout, batch = str(precision).lower(), str(layout).lower(), _batch(batch)
     check_combo(fmt, precision, batch, layout)
-
-    if isinstance(model, torch.nn.Module):
-        # A module built by the caller (reproduce's micro-benchmarks): it brings its own edge_meta.
-        net = model.eval()
-        if not isinstance(getattr(net, "edge_meta", None), dict):
-            raise UsageError("a module passed to export() needs an edge_meta dict (name, input_size, num_classes, ...)")
-        meta = {"checkpoint_sha256": "untrained", "labels": None, "num_classes": 0, "stem": "imagenet",
-                "preprocessing": None, **net.edge_meta}
-        if meta["preprocessing"] is None:
-            from ..models import default_preprocessing
-
-            meta["preprocessing"] = default_preprocessing()
-    else:
-        net = create_model(model, num_classes=num_classes, checkpoint=checkpoint, input_size=input_size)
-        meta = net.edge_meta
+    net, meta = build_model(model, checkpoint, input_size, num_classes)
     notes: list[str] = []
     calib_x = _calibration(meta, precision, calib, calib_size, notes)
-    if precision == "dynamic" and fmt.name == "onnx":
-        notes.append("warning: dynamic-range ONNX runs convolutions as ConvInteger, several times slower than fp32 "
-                     "on x86; prefer --precision int8")
+    warning = fmt.notes.get(precision)
+    if warning:
+        notes.append(f"warning: {warning}")
     if meta["checkpoint_sha256"] == "untrained":
         notes.append("untrained: random weights (fine for latency work, not for accuracy)")
     if not quiet:
@@ -158,53 +212,30 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
               "calibration": {"source": calib or "random"} if precision == "int8" else None}
     held = existing_export(target, wanted, overwrite)
     if held is not None:
-        return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=target.stat().st_size,
+        return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=Artifact(target, fmt).size_bytes,
                             seconds=round(time.perf_counter() - t0, 2), parity=held["parity"], metadata=held,
                             notes=notes, up_to_date=True)
     cx = measure(net)
-    sample = torch.zeros(1, 3, h, w)
-    file_model, file_calib = net, calib_x
-    if layout == "nhwc":
-        file_model = _ChannelLast.wrap(net)
-        sample = sample.permute(0, 2, 3, 1).contiguous()
-        file_calib = None if calib_x is None else np.ascontiguousarray(calib_x.transpose(0, 2, 3, 1))
-
-    from ..io_utils import atomic_dir, check_writable, sigterm_unwinds, write_error
-
+    dest = Artifact(target, fmt)
+    file_model, sample, file_calib = _file_view(net, calib_x, layout, (h, w))
     # a read-only folder or a full disk fails now, not after the conversion (file ~4 bytes/param)
-    check_writable(target.parent, need_bytes=4 * cx.params + (1 << 20), what=str(target))
-    with sigterm_unwinds(), atomic_dir(target) as work:
-        tmp = work / target.name
-        job = ConvertJob(file_model, sample, tmp, precision, batch, file_calib)
-        converter = importlib.import_module(f"{__name__}.{fmt.converter}")
-        with silenced(not verbose):
-            try:
-                info = converter.convert(job)
-            except Exception as exc:
-                raise write_error(target, exc) or RuntimeFailure(
-                    f"{fmt.name} {precision} conversion of {meta['name']} failed: {one_line(exc)}") from None
+    check_writable(dest.path.parent, need_bytes=4 * cx.params + (1 << 20), what=str(dest.path))
+    with sigterm_unwinds(), atomic_dir(dest.path) as work:
+        staged = Artifact(work / dest.path.name, fmt)
+        info = _convert(fmt, ConvertJob(file_model, sample, staged.path, precision, batch, file_calib),
+                        meta["name"], dest.path, verbose)
         input_q = info.pop("input_quantization", None)
         side = sidecar(meta, fmt.name, precision, layout, batch, cx.macs, cx.params, input_q,
                        exporter=info.pop("converter", fmt.tool), **info)
-        # the file carries its metadata too (ONNX metadata_props, a TFLite metadata entry): a lost sidecar loses nothing
-        importlib.import_module(f"{__name__}.{fmt.converter}").embed_metadata(tmp, side)
-        x = parity_inputs((h, w), calib_x)
-        try:
-            with silenced(not verbose):
-                parity = check(net, tmp, x, side, engine=fmt.runtime)
-        except Exception as exc:
-            raise RuntimeFailure(f"{fmt.runtime} cannot run the exported {target.name}: {one_line(exc)}") from None
-        if precision == "fp32" and not parity["max_abs_diff"] <= fp32_tolerance(parity):
-            raise RuntimeFailure(f"parity check failed for {target.name}: max abs diff {parity['max_abs_diff']:.3g} "
-                                 f"> {fp32_tolerance(parity):.3g} against PyTorch (outputs up to "
-                                 f"{parity['max_abs_ref']:.3g}); no file written")
-        side["parity"] = {k: parity[k] for k in ("max_abs_diff", "cosine", "top1_agreement", "n", "engine")}
+        # the files carry their metadata too (ONNX metadata_props, a TFLite metadata entry): a lost sidecar loses nothing
+        if fmt.post_write:
+            getattr(importlib.import_module(f"{__name__}.{fmt.converter}"), fmt.post_write)(staged.path, side)
+        side["parity"] = _parity(net, staged, parity_inputs((h, w), calib_x), side, precision, verbose)
         side["calibration"] = None if calib_x is None or precision != "int8" else {
             "source": calib or "random", "n": int(len(calib_x))}
-        from ..io_utils import write_json
-
-        write_json(work / (target.name + ".json"), side)
-        os.replace(tmp, target)
-        os.replace(work / (target.name + ".json"), Path(str(target) + ".json"))
-    return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=target.stat().st_size,
+        if staged.missing():
+            raise RuntimeFailure(f"the {fmt.name} converter did not write {', '.join(p.name for p in staged.missing())}")
+        write_json(staged.sidecar, side)
+        commit(staged, dest)
+    return ExportResult(path=dest.path, format=fmt.name, precision=precision, size_bytes=dest.size_bytes,
                         seconds=round(time.perf_counter() - t0, 2), parity=side["parity"], metadata=side, notes=notes)

@@ -1,44 +1,94 @@
-"""One table of export formats, the way Ultralytics' exporter keeps one: everything else
-(CLI choices, validation, file names, the benchmark matrix) is derived from it."""
+"""The one table of export formats, the way Ultralytics' exporter keeps one.
+
+A row says everything the toolkit knows about a format: the files of an artifact, the
+precisions and how each is made (with a recipe version that keys the export cache), the
+converter module, post-write hook, the arguments it accepts, the packages whose versions key
+the cache, and the page runtime of the demo. CLI choices, validation, file names, the
+benchmark's and the targets' format lists, the demo's listing and the cache derive from it;
+which engines run a format comes from the engines themselves (``runtime/engines.py``).
+
+Adding a format: one row here, one converter module ``export/<name>_export.py`` with
+``convert(job) -> dict``, and an engine in ``runtime/engines.py`` if no existing one runs it.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..errors import UsageError
 
-PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 LAYOUTS = ("nchw", "nhwc")
+
+
+class Recipe(NamedTuple):
+    how: str  # shown by --help and the README
+    version: int = 1  # bump when the same inputs would now give a different file: the cache rebuilds
 
 
 @dataclass(frozen=True)
 class Format:
     name: str
-    suffix: str
-    precisions: tuple[str, ...]
+    files: tuple[str, ...]  # suffixes of the artifact's files; files[0] is the one a runtime opens
     converter: str  # module in this package with convert(job) -> dict
-    runtime: str  # engine that runs the file for the parity check (shufflenet_edge.runtime)
-    dynamic_batch: bool  # can the file take any batch size
+    recipes: dict[str, Recipe]  # precision -> how it is made
     tool: str  # what does the conversion, for the sidecar
+    packages: tuple[str, ...]  # distributions whose versions change the file (export cache key)
+    batches: tuple = (1,)  # accepted --batch values ("dynamic": any batch size)
+    layouts: tuple[str, ...] = LAYOUTS
+    post_write: str | None = None  # function (path, sidecar) in the converter module, run before the parity check
+    notes: dict[str, str] = field(default_factory=dict)  # precision -> warning printed on export
+    browser_engine: str | None = None  # the demo page's runtime for these files
+
+    @property
+    def suffix(self) -> str:
+        return self.files[0]
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return tuple(self.recipes)
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return "dynamic" in self.batches
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """Engines that run this format, preferred first (registered in ``runtime/engines.py``)."""
+        from ..runtime.engines import engines_for
+
+        return engines_for(self.name)
+
+    @property
+    def runtime(self) -> str:
+        """The engine the export's parity check runs the file in."""
+        return self.engines[0]
 
 
-FORMATS: dict[str, Format] = {
-    "onnx": Format("onnx", ".onnx", PRECISIONS, "onnx_export", "onnxruntime", True,
-                   "torch.onnx.export(dynamo) + onnxsim; onnxruntime.quantization"),
-    "tflite": Format("tflite", ".tflite", PRECISIONS, "tflite_export", "litert", False,
-                     "litert-torch; PT2E int8; ai-edge-quantizer fp16/dynamic"),
-}
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("onnx", (".onnx",), "onnx_export", {
+        "fp32": Recipe("float32, simplified with onnxsim"),
+        "fp16": Recipe("float16 weights and compute, float32 inputs/outputs"),
+        "int8": Recipe("static QDQ: uint8 activations, int8 per-channel weights, calibrated"),
+        "dynamic": Recipe("quantize_dynamic: int8 weights, activations quantized at run time (slow for convs)"),
+    }, "torch.onnx.export(dynamo) + onnxsim; onnxruntime.quantization",
+        packages=("torch", "onnx", "onnxscript", "onnxsim", "onnxruntime"), batches=(1, "dynamic"),
+        post_write="embed_metadata", browser_engine="onnxruntime-web",
+        notes={"dynamic": "dynamic-range ONNX runs convolutions as ConvInteger, several times slower than fp32 on "
+                          "x86; prefer --precision int8"}),
+    Format("tflite", (".tflite",), "tflite_export", {
+        "fp32": Recipe("float32"),
+        "fp16": Recipe("float16 weights, float32 compute (weight-only)"),
+        "int8": Recipe("full integer: int8 per-channel weights, int8 activations and int8 input/output tensors"),
+        "dynamic": Recipe("dynamic range: int8 weights, float32 activations"),
+    }, "litert-torch; PT2E int8; ai-edge-quantizer fp16/dynamic",
+        packages=("torch", "torchao", "litert-torch", "ai-edge-quantizer", "ai-edge-litert"),
+        post_write="embed_metadata", browser_engine="tfjs-tflite"),
+)}
 
-# How each precision is produced, per format (shown by --help and the README).
-RECIPES = {
-    ("onnx", "fp32"): "float32, simplified with onnxsim",
-    ("onnx", "fp16"): "float16 weights and compute, float32 inputs/outputs",
-    ("onnx", "int8"): "static QDQ: uint8 activations, int8 per-channel weights, calibrated",
-    ("onnx", "dynamic"): "quantize_dynamic: int8 weights, activations quantized at run time (slow for convs)",
-    ("tflite", "fp32"): "float32",
-    ("tflite", "fp16"): "float16 weights, float32 compute (weight-only)",
-    ("tflite", "int8"): "full integer: int8 per-channel weights, int8 activations and int8 input/output tensors",
-    ("tflite", "dynamic"): "dynamic range: int8 weights, float32 activations",
-}
+# Derived views (kept for callers and --help).
+PRECISIONS: tuple[str, ...] = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
+RECIPES = {(f.name, p): r.how for f in FORMATS.values() for p, r in f.recipes.items()}
+SUFFIXES = {s: f.name for f in FORMATS.values() for s in f.files[:1]}  # the file a runtime opens -> format
 
 
 def get_format(name: str) -> Format:
@@ -48,13 +98,23 @@ def get_format(name: str) -> Format:
         raise UsageError(f"unknown format '{name}' (known: {', '.join(FORMATS)})") from None
 
 
+def format_of(path) -> Format:
+    """The format of an artifact, by the suffix of the file a runtime opens."""
+    import os
+
+    suffix = os.path.splitext(str(path))[1].lower()
+    if suffix not in SUFFIXES:
+        raise UsageError(f"unknown artifact type '{suffix or path}': expected {' or '.join(SUFFIXES)}")
+    return FORMATS[SUFFIXES[suffix]]
+
+
 def check_combo(fmt: Format, precision: str, batch, layout: str) -> None:
     if precision not in fmt.precisions:
         raise UsageError(f"precision '{precision}' is not available for {fmt.name} (choose from: {', '.join(fmt.precisions)})")
-    if batch == "dynamic" and not fmt.dynamic_batch:
-        raise UsageError(f"--batch dynamic is not available for {fmt.name} (its files have a fixed batch of 1)")
-    if layout not in LAYOUTS:
-        raise UsageError(f"unknown layout '{layout}' (choose from: {', '.join(LAYOUTS)})")
+    if batch not in fmt.batches:
+        raise UsageError(f"--batch {batch} is not available for {fmt.name} (its files have a fixed batch of 1)")
+    if layout not in fmt.layouts:
+        raise UsageError(f"unknown layout '{layout}' (choose from: {', '.join(fmt.layouts)})")
 
 
 def file_name(model: str, input_size, precision: str, layout: str, fmt: Format) -> str:
@@ -67,11 +127,12 @@ def file_name(model: str, input_size, precision: str, layout: str, fmt: Format) 
 @dataclass
 class ConvertJob:
     """What a converter gets: the model as the file should see it (NHWC wrapper applied), a
-    sample input in the file's layout, where to write, and calibration data in that layout."""
+    sample input in the file's layout, where to write, and calibration data in that layout.
+    A format of several files writes the others beside ``path``, named by its ``files`` suffixes."""
 
     model: object  # torch.nn.Module, eval mode
     sample: object  # torch.Tensor, batch 1
-    path: object  # pathlib.Path inside a private work directory
+    path: object  # pathlib.Path of the file a runtime opens, inside a private work directory
     precision: str
     batch: object  # 1 or "dynamic"
     calib: object = None  # np.ndarray N x (file layout) float32, for int8

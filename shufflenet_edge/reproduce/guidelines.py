@@ -18,8 +18,6 @@ Interpretations where the paper's text leaves a choice (its appendix draws the b
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import asdict, dataclass
 
@@ -167,6 +165,9 @@ class MicroNet(nn.Module):
         self.edge_meta = {"name": cfg.name, "input_size": list(input_hw(self.c)), "num_classes": 0,
                           "micro": cfg.to_dict()}
 
+    def extra_repr(self) -> str:  # in the export cache's structure hash: the options repr() would not show
+        return ", ".join(f"{k}={v}" for k, v in self.cfg.to_dict().items())
+
     def forward(self, x):
         x = x.flatten(1)[:, : self.c * HW * HW].reshape(x.shape[0], self.c, HW, HW)
         return self.body(x)
@@ -186,32 +187,14 @@ def body_complexity(cfg: Micro):
     return measure(body, (HW, HW), in_channels=net.c)
 
 
-def config_key(cfg: Micro, fmt: str, precision: str) -> str:
-    """Cache key of one micro-module file: its config, the format and precision, and the
-    versions the general export cache hashes (so an upgrade never returns a stale file)."""
-    from ..bench.cache import cache_key
-
-    blob = json.dumps({"micro": cfg.to_dict(), "blocks": BLOCKS, "hw": HW}, sort_keys=True)
-    return cache_key(model="micro:" + hashlib.sha256(blob.encode()).hexdigest()[:16], format=fmt,
-                     precision=precision, checkpoint=None, input_size=None, num_classes=None, batch="1",
-                     layout="nchw", calib=None, calib_size=_CALIB_SIZE)
-
-
 _CALIB_SIZE = 64  # random calibration inputs for int8: scales do not change speed
 
 
-def cached_micro_export(cfg: Micro, fmt: str, precision: str, quiet: bool = True):
-    """The exported file of ``cfg`` (converted on first use) in the same cache root as bench's exports."""
-    from ..bench.cache import cache_root
-    from ..export import export
-    from ..io_utils import write_text
-
-    folder = cache_root() / "exports" / config_key(cfg, fmt, precision)
-    done = folder / "artifact.txt"
-    if done.is_file():
-        path = folder / done.read_text().strip()
-        if path.is_file():
-            return path
-    r = export(model=build(cfg), format=fmt, precision=precision, calib_size=_CALIB_SIZE, out=folder, quiet=quiet, overwrite=True)  # a private cache folder
-    write_text(done, r.path.name + "\n")  # written last: a folder without it is an unfinished export
-    return r.path
+def export_fields(cfg: Micro, fmt: str, precision: str, meta: bool = False) -> dict:
+    """export()'s arguments for one micro-module file (the export cache keys it by the module's
+    structure, so every row and multiplier is its own file). ``meta``: the module on the meta
+    device, enough for the cache key and free to build."""
+    if meta:
+        with torch.device("meta"):
+            return export_fields(cfg, fmt, precision)
+    return dict(model=build(cfg), format=fmt, precision=precision, calib_size=_CALIB_SIZE)

@@ -83,19 +83,20 @@ def _zoo_calib(size) -> int:
     return CALIB_224 if tuple(size) == (224, 224) else CALIB_LARGE
 
 
-def _zoo_cached(name: str, fmt: str, precision: str, size) -> bool:
-    from ..bench.cache import cache_key, cache_root
+def export_fields(subject, fmt: str, precision: str, size, meta: bool = False) -> dict:
+    """export()'s arguments for one job's file: the export cache's key fields, given here only
+    (``meta``: a micro-module on the meta device, enough for the key)."""
+    if isinstance(subject, Micro):
+        from .guidelines import export_fields as micro_fields
 
-    key = cache_key(model=name, format=fmt, precision=precision, checkpoint=None, input_size=list(size),
-                    num_classes=None, batch="1", layout="nchw", calib=None, calib_size=_zoo_calib(size))
-    return (cache_root() / "exports" / key / "artifact.txt").is_file()
+        return micro_fields(subject, fmt, precision, meta)
+    return dict(model=subject, format=fmt, precision=precision, input_size=list(size), calib_size=_zoo_calib(size))
 
 
-def _micro_cached(cfg: Micro, fmt: str, precision: str) -> bool:
-    from ..bench.cache import cache_root
-    from .guidelines import config_key
+def _cached(subject, fmt: str, precision: str, size) -> bool:
+    from ..bench.cache import ExportCache
 
-    return (cache_root() / "exports" / config_key(cfg, fmt, precision) / "artifact.txt").is_file()
+    return ExportCache().has(export_fields(subject, fmt, precision, size, meta=True))
 
 
 def plan(study: str, s: Settings) -> list[Job]:
@@ -108,19 +109,19 @@ def plan(study: str, s: Settings) -> list[Job]:
                 macs = _zoo_macs(name, size)
                 for f, p in combos:
                     jobs.append(Job(study, name, f, p, tuple(size), macs, profile=(f == "onnx" and tuple(size) == PROFILE_SIZE),
-                                    cached=_zoo_cached(name, f, p, size)))
+                                    cached=_cached(name, f, p, size)))
     elif study == "v1-groups":
         for name in paper.V1_GROUPS:
             macs = _zoo_macs(name, GROUPS_SIZE)
             for f, p in combos:
-                jobs.append(Job(study, name, f, p, GROUPS_SIZE, macs, cached=_zoo_cached(name, f, p, GROUPS_SIZE)))
+                jobs.append(Job(study, name, f, p, GROUPS_SIZE, macs, cached=_cached(name, f, p, GROUPS_SIZE)))
     elif study == "v2-guidelines":
         from .guidelines import HW, body_complexity, configs
 
         for cfg in configs(s.multipliers):
             macs = body_complexity(cfg).macs
             for f, p in [(f, p) for f in s.formats for p in s.guideline_precisions]:
-                jobs.append(Job(study, cfg, f, p, (HW, HW), macs, cached=_micro_cached(cfg, f, p)))
+                jobs.append(Job(study, cfg, f, p, (HW, HW), macs, cached=_cached(cfg, f, p, (HW, HW))))
     else:
         raise UsageError(f"unknown study '{study}' (choose from: {', '.join(STUDIES)}, all)")
     return jobs
@@ -182,14 +183,9 @@ def unique_jobs(jobs: list[Job]) -> tuple[list[Job], dict]:
 
 
 def _export(job: Job):
-    if isinstance(job.subject, Micro):
-        from .guidelines import cached_micro_export
+    from ..bench.cache import ExportCache
 
-        return cached_micro_export(job.subject, job.fmt, job.precision)
-    from ..bench.cache import cached_export
-
-    return cached_export(job.name, job.fmt, job.precision, input_size=list(job.size),
-                         calib_size=_zoo_calib(job.size), quiet=True)
+    return ExportCache().get_or_build(export_fields(job.subject, job.fmt, job.precision, job.size)).path
 
 
 def _export_worker(job: Job, threads: int) -> tuple[float, str | None, bool]:

@@ -114,10 +114,27 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - zero_point) * np.float32(scale)
 
 
+ENGINES: dict[str, type] = {}  # name -> Engine class, in order of preference
+
+
+def register(cls):
+    """Class decorator: make an engine known by its ``name`` (registration order is preference)."""
+    ENGINES[cls.name] = cls
+    return cls
+
+
 class Engine:
-    """Interface: prepare(float NCHW) -> native input, invoke(native) -> raw output, finish(raw) -> float logits."""
+    """Interface: prepare(float NCHW) -> native input, invoke(native) -> raw output, finish(raw) -> float logits.
+
+    A subclass declares ``name``, the ``formats`` it runs (format name -> suffix of the file it
+    opens: this module's own copy of the export table's suffixes, tested to agree) and the
+    ``module`` whose presence makes it available, and is registered with ``@register``.
+    """
 
     name = "engine"
+    formats: dict[str, str | None] = {}  # None: the engine runs a model, not a file (torch)
+    precisions: tuple[str, ...] | None = None  # None: every precision of its formats
+    module = ""
     runtime_version = ""
 
     def __init__(self, path, threads: int = 1, metadata: dict | None = None):
@@ -187,12 +204,20 @@ class Engine:
                               "give --input-size H or HxW")
         return int(hw[0]), int(hw[1])
 
+    def companions(self) -> list[str]:
+        """The other files of the artifact this engine reads beside ``path`` (a two-file format's
+        weights, say); none for single-file formats."""
+        return []
+
     def close(self):
         pass
 
 
+@register
 class OnnxRuntimeEngine(Engine):
     name = "onnxruntime"
+    formats = {"onnx": ".onnx"}
+    module = "onnxruntime"
 
     def __init__(self, path, threads=1, metadata=None, profile: bool = False, profile_prefix: str | None = None):
         super().__init__(path, threads, metadata)
@@ -243,7 +268,7 @@ class OnnxRuntimeEngine(Engine):
 class _TFLiteEngine(Engine):
     """ai-edge-litert and tflite-runtime share the Interpreter API; only the import differs."""
 
-    module = ""
+    formats = {"tflite": ".tflite"}
 
     def _interpreter_class(self):
         raise NotImplementedError
@@ -292,8 +317,10 @@ class _TFLiteEngine(Engine):
         return np.asarray(raw, dtype=np.float32)
 
 
+@register
 class LiteRTEngine(_TFLiteEngine):
     name = "litert"
+    module = "ai_edge_litert"
 
     def _interpreter_class(self):
         try:
@@ -305,8 +332,10 @@ class LiteRTEngine(_TFLiteEngine):
         return Interpreter
 
 
+@register
 class TFLiteRuntimeEngine(_TFLiteEngine):
     name = "tflite-runtime"
+    module = "tflite_runtime"
 
     def _interpreter_class(self):
         try:
@@ -318,27 +347,34 @@ class TFLiteRuntimeEngine(_TFLiteEngine):
         return Interpreter
 
 
-ENGINES = {"onnxruntime": OnnxRuntimeEngine, "litert": LiteRTEngine, "tflite-runtime": TFLiteRuntimeEngine}
-_MODULES = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime"}
-_BY_SUFFIX = {".onnx": ("onnxruntime",), ".tflite": ("litert", "tflite-runtime")}
+def engines_for(fmt: str) -> tuple[str, ...]:
+    """Registered engines that run format ``fmt``, preferred first."""
+    return tuple(name for name, cls in ENGINES.items() if fmt in cls.formats)
+
+
+def suffix_formats() -> dict[str, str]:
+    """Suffix of the file an engine opens -> format name, from the registered engines."""
+    return {suffix: fmt for cls in ENGINES.values() for fmt, suffix in cls.formats.items() if suffix}
 
 
 def available_engines() -> list[str]:
     import importlib.util
 
-    return [name for name, mod in _MODULES.items() if importlib.util.find_spec(mod) is not None]
+    return [name for name, cls in ENGINES.items() if cls.module and importlib.util.find_spec(cls.module) is not None]
 
 
 def default_engine(path) -> str:
     """The first installed engine that runs this file type (ai-edge-litert before tflite-runtime)."""
     suffix = os.path.splitext(str(path))[1].lower()
-    if suffix not in _BY_SUFFIX:
-        raise EngineError(f"unknown artifact type '{suffix or path}': expected .onnx or .tflite")
+    known = suffix_formats()
+    if suffix not in known:
+        raise EngineError(f"unknown artifact type '{suffix or path}': expected {' or '.join(known)}")
+    wanted = engines_for(known[suffix])
     have = available_engines()
-    for name in _BY_SUFFIX[suffix]:
+    for name in wanted:
         if name in have:
             return name
-    raise EngineError(f"no runtime for {suffix} files is installed (need one of: {', '.join(_BY_SUFFIX[suffix])})")
+    raise EngineError(f"no runtime for {suffix} files is installed (need one of: {', '.join(wanted)})")
 
 
 def open_engine(path, engine: str | None = None, threads: int = 1, **kwargs) -> Engine:

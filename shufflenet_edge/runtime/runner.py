@@ -59,6 +59,24 @@ def _profile_ort(path: str, threads: int, x: np.ndarray, runs: int, warmup: int,
     return opgroups.group_ort_events(events, runs)
 
 
+def device_record(engine: str, runtime_version: str, threads: int, batch: int, warmup: int, timed: dict, *,
+                  peak_rss_mb, size_bytes, device: dict, cpu_peak: dict | None = None) -> dict:
+    """The device-side part of a bench record (``shufflenet_edge.record.BenchRecord``), built the
+    same way by every producer: ``timed`` is what ``timing.time_cases`` gives for one case
+    (``latency_ms``, ``runs``, ``rounds`` ...); ``cpu_peak`` is ``timing.peak_for(...)`` or None
+    where it was not measured."""
+    return {"engine": engine, "runtime_version": runtime_version, "threads": int(threads), "batch": int(batch),
+            "warmup": int(warmup), "peak_rss_mb": peak_rss_mb, "size_bytes": size_bytes, "device": dict(device),
+            "cpu_peak_gmacs": cpu_peak["gmacs"] if cpu_peak else None,
+            "cpu_peak_method": cpu_peak["method"] if cpu_peak else None,
+            "cpu_peak_precision": cpu_peak["precision"] if cpu_peak else None, **timed}
+
+
+def artifact_size(artifact: str, engine) -> int:
+    """Bytes of every file of the artifact (the one opened and those the engine names beside it)."""
+    return sum(os.path.getsize(f) for f in [artifact, *engine.companions()] if os.path.isfile(f))
+
+
 def run(artifact: str, engine: str | None = None, threads=(1,), runs: int | None = 100, warmup: int = 10,
         rounds: int = timing.DEFAULT_ROUNDS, batch: int = 1, profile: bool = False, peak: bool = True,
         metadata: dict | None = None, workdir: str | None = None, on_round=None,
@@ -66,9 +84,9 @@ def run(artifact: str, engine: str | None = None, threads=(1,), runs: int | None
     """One record per thread count (device-side fields only; the host adds model facts).
 
     ``runs=None`` measures until stable within ``max_seconds`` (``timing.time_cases``)."""
-    size = os.path.getsize(artifact)
     name = engine or engines.default_engine(artifact)
     opened = [engines.open_engine(artifact, engine=name, threads=t, metadata=metadata) for t in threads]
+    size = artifact_size(artifact, opened[0])
     x = bench_input(opened[0], batch)
     cases = [(e.invoke, e.prepare(x)) for e in opened]
     timed = timing.time_cases(cases, runs, warmup, rounds, on_round=on_round, max_seconds=max_seconds,
@@ -79,11 +97,8 @@ def run(artifact: str, engine: str | None = None, threads=(1,), runs: int | None
     device = timing.machine_info()
     records = []
     for e, t, res in zip(opened, threads, timed):
-        rec = {"engine": e.name, "runtime_version": e.runtime_version, "threads": int(t), "batch": int(batch),
-               "warmup": int(warmup), "peak_rss_mb": round(rss, 1), "size_bytes": size, "device": dict(device),
-               "cpu_peak_gmacs": cpu_peak["gmacs"] if cpu_peak else None,
-               "cpu_peak_method": cpu_peak["method"] if cpu_peak else None,
-               "cpu_peak_precision": cpu_peak["precision"] if cpu_peak else None, **res}
+        rec = device_record(e.name, e.runtime_version, t, batch, warmup, res, peak_rss_mb=round(rss, 1), size_bytes=size,
+                            device=device, cpu_peak=cpu_peak)
         if profile:
             if e.name != "onnxruntime":
                 rec["profile"] = {"error": f"no per-op profile from Python for {e.name} (TFLite's C++ "

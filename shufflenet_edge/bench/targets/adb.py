@@ -23,8 +23,9 @@ import subprocess
 from pathlib import Path
 
 from ...errors import UsageError
+from ...runtime.runner import device_record
 from ...runtime.timing import cpu_model, isa_features
-from . import RunSpec, Target, TargetError, cpu_ranges, parse_cpu_list
+from .base import RunSpec, Target, TargetError, cpu_ranges, parse_cpu_list, register_target
 from .ssh import last_line, signal_words
 
 GET_BENCHMARK_MODEL = (
@@ -100,8 +101,9 @@ def parse_benchmark_output(text: str) -> dict:
             "memory_overall_mb": mem_overall, "peak_memory_mb": peak, "model_mb": model_mb}
 
 
-def record_from_output(parsed: dict, threads: int) -> dict:
-    """A device-side record (the runner's keys) from ``parse_benchmark_output``; times in ms."""
+def record_from_output(parsed: dict, threads: int, runtime_version: str = "benchmark_model", size_bytes=None,
+                       device: dict | None = None) -> dict:
+    """A device-side record (``runner.device_record``) from ``parse_benchmark_output``; times in ms."""
     inf = parsed["inference"]
     ms = 1e-3
     mean = inf["avg"] * ms
@@ -111,16 +113,15 @@ def record_from_output(parsed: dict, threads: int) -> dict:
     def opt(v):
         return round(v * ms, 4) if v is not None else None
 
+    timed = {"runs": inf["count"],
+             "latency_ms": {"min": inf["min"] * ms, "mean": mean, "p50": p50, "p90": None, "p99": None, "std": std,
+                            "cv": std / mean if mean > 0 else 0.0},
+             # one uninterleaved block per thread count: a single round, so no spread between rounds
+             "rounds": {"n": 1, "p50_ms": [round(p50, 4)] if p50 is not None else [], "spread": 0.0}}
+    rec = device_record("benchmark_model", runtime_version, threads, 1, parsed["warmup"]["count"], timed,
+                        peak_rss_mb=parsed["peak_memory_mb"], size_bytes=size_bytes, device=device or {})
     return {
-        "engine": "benchmark_model", "threads": int(threads), "batch": 1, "runs": inf["count"],
-        "warmup": parsed["warmup"]["count"],
-        "latency_ms": {"min": inf["min"] * ms, "mean": mean, "p50": p50, "p90": None, "p99": None, "std": std,
-                       "cv": std / mean if mean > 0 else 0.0},
-        "latency_note": LATENCY_NOTE,
-        # one uninterleaved block per thread count: a single round, so no spread between rounds
-        "rounds": {"n": 1, "p50_ms": [round(p50, 4)] if p50 is not None else [], "spread": 0.0},
-        "peak_rss_mb": parsed["peak_memory_mb"],
-        "cpu_peak_gmacs": None,
+        **rec, "latency_note": LATENCY_NOTE,
         "benchmark_model": {
             "init_ms": opt(parsed["init_us"]), "first_inference_ms": opt(parsed["first_inference_us"]),
             "warmup_avg_ms": opt(parsed["warmup_avg_us"]), "p5_ms": opt(inf.get("p5")), "p95_ms": opt(inf.get("p95")),
@@ -155,18 +156,27 @@ def adb_failure(stderr: str, serial: str) -> str | None:
     return None
 
 
+@register_target("adb")
 class AdbTarget(Target):
-    """An Android phone reached with ``adb -s SERIAL``; runs .tflite files with benchmark_model."""
+    """An Android phone reached with ``adb -s SERIAL``; runs .tflite files with benchmark_model
+    (``benchmark_binary``: the android_aarch64 build to push, ``--benchmark-binary``)."""
 
     emulated = False
-    formats = ("tflite",)
+    formats = ("tflite",)  # what TFLite's benchmark_model runs, not a runtime/engines.py engine
+    options = ("benchmark_binary",)
+    url_help = "adb://SERIAL"
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, benchmark_binary: str | None = None):
         serial = url[len("adb://"):] if url.startswith("adb://") else url
         if not _SERIAL.match(serial or ""):
             raise UsageError(f"bad adb target '{url}': use adb://SERIAL (the serial from 'adb devices')")
         self.serial = serial
         self.name = f"adb://{serial}"
+        self.benchmark_binary = benchmark_binary
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> AdbTarget:
+        return cls(url, **options)
 
     def _adb(self, args: list[str], timeout: float | None = 120) -> subprocess.CompletedProcess:
         tool = shutil.which("adb")
@@ -226,39 +236,39 @@ class AdbTarget(Target):
                "--report_peak_memory_footprint=true"]
         return ["taskset", cpu_mask(spec.cpus), *cmd] if spec.cpus else cmd
 
-    def _check_spec(self, spec: RunSpec) -> tuple[Path, Path]:
-        if spec.artifact is None or Path(spec.artifact).suffix.lower() != ".tflite":
-            got = Path(spec.artifact).name if spec.artifact is not None else "the torch engine"
+    def _check_spec(self, spec: RunSpec):
+        if not spec.is_file or Path(spec.artifact).suffix.lower() != ".tflite":
+            got = Path(spec.artifact).name if spec.is_file else "the torch engine"
             raise UsageError(f"adb targets run .tflite files with TFLite's benchmark_model (got {got})")
         if spec.engine not in (None, "benchmark_model"):
             raise UsageError(f"adb targets time with benchmark_model; --engine {spec.engine} does not run on Android")
         if int(spec.batch) != 1:
             raise UsageError("adb targets run the file's own batch of 1 (benchmark_model); drop --batch")
-        artifact = Path(spec.artifact).resolve()  # absolute: a name starting with '-' is never an adb option
-        if not artifact.is_file():
-            raise UsageError(f"artifact not found: {spec.artifact}")
-        if not spec.benchmark_binary:
+        art = spec.file("")
+        art = type(art)(art.path.resolve(), art.format)  # absolute: a name starting with '-' is never an adb option
+        if not self.benchmark_binary:
             raise UsageError(GET_BENCHMARK_MODEL)
-        binary = Path(spec.benchmark_binary).resolve()
+        binary = Path(self.benchmark_binary).resolve()
         if not binary.is_file():
-            raise UsageError(f"--benchmark-binary {spec.benchmark_binary} does not exist; {GET_BENCHMARK_MODEL}")
+            raise UsageError(f"--benchmark-binary {self.benchmark_binary} does not exist; {GET_BENCHMARK_MODEL}")
         if spec.cpus:
             cpu_mask(spec.cpus)
-        return artifact, binary
+        return art, binary
 
     def run(self, spec: RunSpec) -> list[dict]:
-        artifact, binary = self._check_spec(spec)
+        art, binary = self._check_spec(spec)
         self.check_connected()
         device = self.device_info()
         if spec.cpus:
             device["cpus"] = spec.cpus
         workdir = f"{REMOTE_ROOT}/edge-bench-{secrets.token_hex(4)}"
-        remote_model, remote_bin = f"{workdir}/model.tflite", f"{workdir}/benchmark_model"
+        remote = art.renamed(workdir, "model")  # fixed safe names on the phone
+        remote_model, remote_bin = str(remote.path), f"{workdir}/benchmark_model"
         binary_id = "sha256:" + hashlib.sha256(binary.read_bytes()).hexdigest()[:16]
         records = []
         self._shell(["mkdir", "-p", workdir], "mkdir")
         try:
-            for local, remote in ((artifact, remote_model), (binary, remote_bin)):
+            for local, remote in [*zip(art.files, map(str, remote.files)), (binary, remote_bin)]:
                 res = self._adb(["push", str(local), remote], timeout=300)
                 if res.returncode != 0:
                     self.fail(res, "adb push failed")
@@ -266,7 +276,7 @@ class AdbTarget(Target):
             for t in spec.threads:
                 res = self._adb(["shell", " ".join(shlex.quote(w) for w in self.benchmark_command(
                     remote_bin, remote_model, t, spec))], timeout=None)
-                records.append(self._record(res, t, spec, artifact, device, binary_id))
+                records.append(self._record(res, t, spec, art.size_bytes, device, binary_id))
         finally:
             try:  # best effort: a phone that dropped off cannot be tidied
                 self._adb(["shell", f"rm -rf {shlex.quote(workdir)}"], timeout=30)
@@ -274,7 +284,7 @@ class AdbTarget(Target):
                 pass
         return records
 
-    def _record(self, res, threads: int, spec: RunSpec, artifact: Path, device: dict, binary_id: str) -> dict:
+    def _record(self, res, threads: int, spec: RunSpec, size_bytes: int, device: dict, binary_id: str) -> dict:
         out = (res.stdout or "") + "\n" + (res.stderr or "")
         try:
             parsed = parse_benchmark_output(out)
@@ -285,9 +295,7 @@ class AdbTarget(Target):
             if 128 < res.returncode < 255:
                 raise TargetError(f"{self.name}: benchmark_model {signal_words(res.returncode - 128)}") from None
             raise TargetError(f"{self.name}: {exc}") from None
-        rec = record_from_output(parsed, threads)
-        rec.update(runtime_version=f"benchmark_model {binary_id}", size_bytes=artifact.stat().st_size,
-                   device=dict(device))
+        rec = record_from_output(parsed, threads, f"benchmark_model {binary_id}", size_bytes, device)
         rec["benchmark_model"]["command"] = self.benchmark_command("benchmark_model", "model.tflite", threads, spec)
         if spec.profile:
             rec["profile"] = {"error": "per-op profiles over adb are not parsed: run benchmark_model with "

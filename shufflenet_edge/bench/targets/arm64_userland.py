@@ -32,8 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..cache import cache_root
-from . import TargetError
+from ...user_cache import cache_root
+from .base import TargetError
 
 PYTHON = "3.11"  # Debian bookworm's python3, and the wheels' --python-version
 GLIBC = (2, 36)  # bookworm's libc6: the newest manylinux tag its wheels may need

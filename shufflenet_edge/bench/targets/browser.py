@@ -9,15 +9,28 @@ from __future__ import annotations
 import sys
 
 from ...errors import UsageError
-from . import RunSpec, Target, TargetError
+from .base import RunSpec, Target, TargetError, register_target
 
 DEFAULT_WAIT_S = 600.0
 
 
+@register_target("browser")
 class BrowserTarget(Target):
     name = "browser"
     emulated = False
-    formats = ("onnx", "tflite")
+    options = ("wait", "host", "port", "out", "https")
+    url_help = "browser"
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> BrowserTarget:
+        return cls(**options)
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The formats the demo page has a runtime for."""
+        from ...export.formats import FORMATS
+
+        return tuple(f.name for f in FORMATS.values() if f.browser_engine)
 
     def __init__(self, wait=None, host=None, port=None, out=None, https=False):
         self.wait = DEFAULT_WAIT_S if wait is None else float(wait)
@@ -33,13 +46,13 @@ class BrowserTarget(Target):
     def run(self, spec: RunSpec) -> list[dict]:
         from ...demo import DemoServer
 
-        if spec.artifact is None:
+        if not spec.is_file:
             raise UsageError("--device browser runs an exported .onnx/.tflite file, not --format torch")
         if len(spec.threads) != 1:
             raise UsageError("--device browser takes one thread count per run (a page's WASM thread pool is fixed)")
-        if spec.batch != 1 or spec.profile:
-            raise UsageError("--device browser runs batch 1 without --profile")
-        artifact = spec.artifact.resolve()
+        if spec.batch != 1 or spec.profile or spec.cpus:
+            raise UsageError("--device browser runs batch 1 without --profile or --cpus")
+        artifact = spec.file("").path.resolve()
         self.server = DemoServer(artifact.parent, host=self.host, port=self.port, https=self.https, out=self.out)
         self.server.start()
         query = {"model": artifact.name, "threads": spec.threads[0], "runs": spec.runs, "warmup": spec.warmup,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import statistics
@@ -33,7 +32,8 @@ from pathlib import Path
 
 from ...errors import UsageError
 from ...io_utils import atomic_path
-from . import RunSpec, Target, TargetError, parse_cpu_list, parse_runner_output, runner_args, runner_files
+from .base import (RunSpec, Target, TargetError, parse_cpu_list, parse_runner_output, pin, register_target, runner_args,
+                   runner_files)
 from .arm64_userland import QEMU_CPU, arm64_dir, build_lock, ensure_userland, guest_env, guest_python
 from .insn_count_guest import MARK_OFFSET
 
@@ -156,20 +156,23 @@ def ensure_plugin(qemu: str) -> Path:
     return dest
 
 
+@register_target("qemu")
 class QemuTarget(Target):
     name = "qemu"
     emulated = True
-    formats = ("onnx", "tflite")
+    url_help = "qemu"
+
+    @classmethod
+    def from_url(cls, url: str) -> QemuTarget:
+        return cls()
 
     # -- checks and set-up ---------------------------------------------------------------------
     def _check(self, spec: RunSpec) -> None:
-        if spec.artifact is None:
-            raise UsageError("--target qemu runs exported files (onnx, tflite), not --format torch")
+        if not spec.is_file:
+            raise UsageError(f"--target qemu runs exported files ({', '.join(self.formats)}), not --format torch")
         if list(spec.threads) != [1]:
             raise UsageError(f"--target qemu runs 1 thread only (got --threads {','.join(map(str, spec.threads))}): "
                              "emulated threads are host threads and say nothing about ARM scaling")
-        if spec.remote_python or spec.benchmark_binary:
-            raise UsageError("--remote-python and --benchmark-binary are for ssh/adb targets, not qemu")
         if spec.cpus:
             parse_cpu_list(spec.cpus)
 
@@ -191,7 +194,7 @@ class QemuTarget(Target):
         """Run one emulated process to its end; its stdout, or a one-line TargetError if it printed no JSON."""
         cpus = parse_cpu_list(spec.cpus) if spec.cpus else None
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=guest_env(),
-                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+                                preexec_fn=(lambda: pin(cpus)) if cpus else None)
         try:
             out, err = proc.communicate()
         finally:  # interrupted (Ctrl-C): no emulated process is left behind

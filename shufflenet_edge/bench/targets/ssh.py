@@ -31,7 +31,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ...errors import UsageError
-from . import RunSpec, Target, TargetError, parse_cpu_list, parse_runner_output, runner_args, runner_files
+from .base import RunSpec, Target, TargetError, parse_cpu_list, parse_runner_output, register_target, runner_args, runner_files
 
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
 _HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")  # a name, alias or IPv4 address, never an option
@@ -82,14 +82,18 @@ def last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
+@register_target("ssh")
 class SshTarget(Target):
-    """A board reached with the system's ssh and scp; see the module docstring for settings."""
+    """A board reached with the system's ssh and scp; see the module docstring for settings.
+    ``remote_python``: the board's interpreter (``--remote-python``, default python3)."""
 
     emulated = False
     until_stable = True
-    formats = ("onnx", "tflite")
+    options = ("remote_python",)
+    url_help = "ssh://user@host[:port]"
 
-    def __init__(self, url: str, connect_timeout: int | None = None):
+    def __init__(self, url: str, connect_timeout: int | None = None, remote_python: str | None = None):
+        self.remote_python = remote_python or "python3"
         self.user, self.host, self.port = parse_ssh_url(url)
         at = f"{self.user}@" if self.user else ""
         self.login = f"{at}{self.host}"  # ssh's destination (it takes a bare IPv6 address)
@@ -100,6 +104,10 @@ class SshTarget(Target):
             self.connect_timeout = int(connect_timeout or env_timeout or 10)
         except ValueError:
             raise UsageError(f"bad $EDGE_SSH_TIMEOUT '{env_timeout}': use a number of seconds") from None
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> SshTarget:
+        return cls(url, **options)
 
     # -- the ssh and scp command lines (argument lists; only the remote command is a shell string)
 
@@ -210,32 +218,24 @@ class SshTarget(Target):
         return TargetError(f"{self.name}: the runner failed: {last_line(err) or last_line(res.stdout) or 'no output'}")
 
     def run(self, spec: RunSpec) -> list[dict]:
-        if spec.artifact is None:
-            raise UsageError("the torch engine runs only on the host; export the model to ONNX or TFLite for a board")
-        artifact = Path(spec.artifact)
-        suffix = artifact.suffix.lower()
-        if suffix not in (".onnx", ".tflite"):
-            raise UsageError(f"{artifact.name}: a board runs .onnx or .tflite files")
-        if not artifact.is_file():
-            raise UsageError(f"artifact not found: {artifact}")
+        from ...export.formats import SUFFIXES
+
+        if spec.is_file and Path(spec.artifact).suffix.lower() not in SUFFIXES:
+            raise UsageError(f"{Path(spec.artifact).name}: a board runs {' or '.join(SUFFIXES)} files")
+        art = spec.file("the torch engine runs only on the host; export the model to ONNX or TFLite for a board")
         if spec.cpus:
             parse_cpu_list(spec.cpus)  # a bad list is the user's mistake: say so before connecting
-        python = spec.remote_python or "python3"
+        python = self.remote_python
 
         remote_dir = self._make_remote_dir()
         try:
             with tempfile.TemporaryDirectory(prefix="edge-ssh-") as stage:
                 # fixed safe names on the board: the user's file name never reaches a remote shell
-                model = Path(stage) / f"model{suffix}"
-                shutil.copyfile(artifact, model)
-                files = [model, *runner_files()]
-                sidecar = Path(str(artifact) + ".json")
-                if sidecar.is_file():
-                    shutil.copyfile(sidecar, Path(stage) / f"model{suffix}.json")
-                    files.append(Path(stage) / f"model{suffix}.json")
+                staged = art.renamed(stage, "model")
+                files = [*art.copy_to(staged), *runner_files()]
                 size = sum(f.stat().st_size for f in files)
                 self._scp(files, remote_dir, timeout=60 + self.connect_timeout + size / 1e6)
-            argv = runner_args(spec, f"{remote_dir}/model{suffix}", peak=True)
+            argv = runner_args(spec, f"{remote_dir}/{staged.path.name}", peak=True)
             words = [self._python_word(python), shlex.quote(f"{remote_dir}/runner.py"), *map(shlex.quote, argv)]
             if spec.cpus:
                 words = ["taskset", "-c", shlex.quote(spec.cpus), *words]
