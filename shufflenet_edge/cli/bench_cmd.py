@@ -41,13 +41,14 @@ _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 @click.option("--wait", type=float, default=None, help="--device browser: seconds to wait for the page's report.")
 @click.option("--profile", is_flag=True, help="Per-op breakdown (ONNX Runtime / PyTorch profiler).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of records.")
+@click.option("--wide", is_flag=True, help="Show every table column, however wide.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Append the records to this JSON file.")
 def bench_command(model, checkpoint, fmt, precision, artifact, device, target, threads, runs, max_seconds, warmup, rounds,
                   input_size, num_classes, batch, layout, engine, cpus, remote_python, benchmark_binary, wait,
-                  profile, as_json, out):
+                  profile, as_json, wide, out):
     """Latency of MODEL (exported on the fly) or of an --artifact file, on this host or an ARM device."""
     from ..bench import bench
-    from ..bench.report import summary_lines, terminal_table
+    from ..bench.report import summary_lines, terminal_rows
     from ..runtime.timing import DEFAULT_MAX_SECONDS, TARGET_CI
 
     if runs is None and device == "host" and not as_json:
@@ -62,12 +63,14 @@ def bench_command(model, checkpoint, fmt, precision, artifact, device, target, t
     if as_json:
         print_json(records)
         return
-    con = console()
-    click.echo(terminal_table(records, width=max(80, con.width) if con.is_terminal else 80))
     import textwrap
 
+    from .tables import print_table
+
+    con = console()
+    print_table(*terminal_rows(records), wide=wide, out=con)
     for line in summary_lines(records):
-        click.echo(textwrap.fill(line, width=80, subsequent_indent="  "))
+        click.echo(textwrap.fill(line, width=max(40, min(con.width, 100)), subsequent_indent="  "))
     for r in records:
         prof = r.get("profile")
         if not prof:
