@@ -76,7 +76,7 @@ def _label_map(data_classes: list[str], model_labels: list[str] | None, num_outp
 
 def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str | None, threads: int,
                      input_size=None, preprocessing=None):
-    from .export.metadata import parse_preprocessing, read_metadata, require_metadata
+    from .export.metadata import is_verified, parse_preprocessing, read_metadata, require_metadata
     from .runtime.engines import EngineError, open_engine
 
     meta = read_metadata(path, input_size=input_size, preprocessing=parse_preprocessing(preprocessing))
@@ -100,7 +100,8 @@ def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str 
     logits = np.concatenate(outs).astype(np.float32).reshape(len(ds), -1)
     info = {"artifact": str(path), "engine": eng.name, "runtime_version": eng.runtime_version,
             "model": meta.get("model"), "format": meta.get("format") or path.suffix.lstrip("."),
-            "precision": meta.get("precision"), "input_size": list(size), "trained": meta.get("trained")}
+            "precision": meta.get("precision"), "input_size": list(size), "trained": meta.get("trained"),
+            "verified": is_verified(meta)}
     return logits, data, meta.get("labels"), info
 
 
@@ -135,7 +136,10 @@ def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = No
         meta = net.edge_meta
         split_data = load_split(spec, split)
         ds = make_dataset(spec, split, meta["input_size"], meta.get("preprocessing"), loaded=split_data)
-        logits, _ = logits_of(net, _loader(ds, batch_size, 0, False), dev)
+        from .bench.torch_engine import torch_threads
+
+        with torch_threads(threads):  # the same --threads policy as an exported file's runtime
+            logits, _ = logits_of(net, _loader(ds, batch_size, 0, False), dev)
         model_labels = meta.get("labels")
         info = {"checkpoint": str(checkpoint), "model": meta["name"], "format": "torch", "precision": "fp32",
                 "input_size": meta["input_size"], "device": str(dev)}
@@ -150,8 +154,12 @@ def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = No
         raise UsageError(f"data {spec} has label {int(labels.max())} but {what} has {logits.shape[1]} outputs")
     names = model_labels if model_labels and len(model_labels) == logits.shape[1] else split_data.classes
     result = {**info, "data": str(spec), "split": split, **metrics(logits, labels, names)}
-    if split_data.notes:
-        result["notes"] = split_data.notes
+    notes = list(split_data.notes or [])
+    if info.get("verified") is False:
+        notes.append(f"{info['artifact']} is unverified: its metadata holds no passing parity check against PyTorch "
+                     "(edge export records one)")
+    if notes:
+        result["notes"] = notes
     if plot is not None:
         result["plot"] = str(plot_confusion(result, plot))
     return result
@@ -171,7 +179,8 @@ def plot_confusion(result: dict, path: str | os.PathLike) -> Path:
     k = len(names)
     side = min(max(4.0, 0.45 * k + 2), 24.0)
     fig, ax = plt.subplots(figsize=(side, side))
-    ax.imshow(cm, cmap="Blues")
+    image = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="images")
     if k <= 40:
         ax.set_xticks(range(k), names, rotation=90 if k > 10 or max(map(len, names)) > 3 else 0)
         ax.set_yticks(range(k), names)
@@ -185,7 +194,9 @@ def plot_confusion(result: dict, path: str | os.PathLike) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     src = Path(result.get("artifact") or result.get("checkpoint") or "").name
-    ax.set_title(f"{src} on {result['data']} ({result['split']}): top-1 {result['top1']:.2%}", fontsize=9)
+    model = result.get("model") or "?"
+    ax.set_title(f"{model} ({src})\n{result['data']}, {result['split']} split, n={result['n']}: "
+                 f"top-1 {result['top1']:.2%}", fontsize=9)
     fig.tight_layout()
     out = Path(path)
     with atomic_path(out) as tmp:

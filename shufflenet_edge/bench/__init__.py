@@ -192,6 +192,11 @@ def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=No
     if artifact is not None:
         path = Path(artifact)
         name, fmt, precision, size, macs, meta = _artifact_facts(path, input_size)
+        from ..export.metadata import is_verified
+
+        if not quiet and not is_verified(meta):
+            print(f"note: {path} is unverified: its metadata holds no passing parity check against PyTorch "
+                  "(edge export records one); its latency is still real", file=sys.stderr)
     elif fmt == "torch":
         from ..complexity import measure
         from ..models import create_model

@@ -19,7 +19,8 @@ _CLASS_COLS = (Col("class"), Col("accuracy", lambda v: f"{v:.2%}", number=True),
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--engine", default=None, help="Runtime for --artifact (onnxruntime, litert, tflite-runtime).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1, max=256), default=1, show_default=True,
+              help="CPU threads of the runtime (or of torch, for a checkpoint), as in every command.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (top1, top5, n, per_class, confusion, ...).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix as a PNG.")
 @click.option("--wide", is_flag=True, help="Never fold long class names, however wide the table gets.")

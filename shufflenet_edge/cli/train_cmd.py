@@ -21,8 +21,8 @@ from .options import INPUT_SIZE, print_json
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels: a resumed run ends bit-identical.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch CPU threads (default: torch's choice; 1 is often fastest on a busy small machine).")
+@click.option("--threads", type=click.IntRange(min=1, max=256), default=1, show_default=True,
+              help="torch CPU threads (as in every command: 1 unless you ask for more).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/<model>_<data>).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--input-size", type=INPUT_SIZE, default=None, help="Override the data's input size (H or HxW).")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..export.formats import FORMATS
+from ..export.metadata import is_verified
 from .paths import inside
 
 SUFFIXES = {f.suffix: f.name for f in FORMATS.values()}
@@ -32,16 +33,6 @@ class Entry:
     path: Path  # resolved, inside the models folder
     format: str
     metadata: dict
-
-
-def is_verified(metadata) -> bool:
-    """An artifact is verified when its metadata holds a passing parity result (export writes
-    ``parity`` only after the check passed)."""
-    parity = metadata.get("parity") if isinstance(metadata, dict) else None
-    if not isinstance(parity, dict) or parity.get("passed") is False:
-        return False
-    diff = parity.get("max_abs_diff")
-    return isinstance(diff, (int, float)) and not isinstance(diff, bool) and math.isfinite(diff)
 
 
 def _hidden(rel: str) -> bool:

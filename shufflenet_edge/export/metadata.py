@@ -133,3 +133,15 @@ def parse_preprocessing(text) -> dict | None:
     if not isinstance(pre, dict):
         raise UsageError(f"bad --preprocessing '{value[:60]}': use {', '.join(named)} or a JSON object")
     return {"channel_order": "RGB", "pixel_scale": 255.0, **pre}
+
+
+def is_verified(metadata) -> bool:
+    """An artifact is verified when its metadata holds a passing parity result (export writes
+    ``parity`` only after the check passed)."""
+    import math
+
+    parity = metadata.get("parity") if isinstance(metadata, dict) else None
+    if not isinstance(parity, dict) or parity.get("passed") is False:
+        return False
+    diff = parity.get("max_abs_diff")
+    return isinstance(diff, (int, float)) and not isinstance(diff, bool) and math.isfinite(diff)

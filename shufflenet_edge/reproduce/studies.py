@@ -268,9 +268,10 @@ def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True
     workers = max(1, min(int(s.export_workers or os.cpu_count() or 1), sum(1 for j in uniq if not j.cached) or 1))
     est_x = {id(j): export_estimate_s(j) / workers for j in uniq}
     est_t = {id(j): time_estimate_s(j, s, emulated) for j in uniq}
-    bar = tqdm(total=round(sum(est_x.values()) + sum(est_t.values())), unit="est-s", disable=not progress,
+    # progress in estimated seconds of work (conversions and timing), so the ETA is a time
+    bar = tqdm(total=round(sum(est_x.values()) + sum(est_t.values())), unit="s of work", disable=not progress,
                dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} est-s [{elapsed}<{remaining}] {postfix}")
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s of estimated work [{elapsed}<{remaining}] {postfix}")
     ran_any = False
     try:
         bar.set_postfix_str(f"converting {sum(1 for j in uniq if not j.cached)} file(s) in {workers} process(es)")

@@ -8,6 +8,7 @@ logits in ``finish``, so timing loops can time ``invoke`` alone.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -98,6 +99,28 @@ def check_metadata(meta, source: str) -> dict:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+@contextlib.contextmanager
+def _no_native_info():
+    """TFLite's C++ prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on fd 2 when
+    it applies the delegate (in allocate_tensors), on every run: keep that off the user's terminal.
+    Failures still surface, as the Python exception raised inside."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreter): nothing to hide
+        yield
+        return
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _fixed(d) -> bool:
@@ -253,7 +276,8 @@ class _TFLiteEngine(Engine):
         cls = self._interpreter_class()
         try:
             self.interp = cls(model_path=self.path, num_threads=self.threads)
-            self.interp.allocate_tensors()
+            with _no_native_info():
+                self.interp.allocate_tensors()
         except Exception as exc:
             raise EngineError(f"{self.name} cannot load {self.path}: {_first_line(exc)}") from None
         self.inp = self.interp.get_input_details()[0]
