@@ -327,3 +327,13 @@ def test_over_the_connection_limit_is_a_503_not_a_hang(models, tmp_path):
         while _get(srv.port)[0] != 200:  # freed as soon as they close
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+def test_metadata_of_the_wrong_type_is_not_offered(models, server):
+    """The page feeds a file by its metadata: the same type/range checks as eval and bench."""
+    _export(models / "zero_std.onnx", preprocessing={"mean": [0.5] * 3, "std": [0, 0, 0]})
+    _export(models / "lots.onnx", macs="lots")
+    listing = json.loads(_get(server.port)[2])
+    assert [m["file"] for m in listing["models"]] == ["net.onnx"]
+    reasons = {s["file"]: s["reason"] for s in listing["skipped"]}
+    assert set(reasons) == {"zero_std.onnx", "lots.onnx"} and all("bad metadata" in r for r in reasons.values())
