@@ -77,6 +77,10 @@ def save_checkpoint(path: str | os.PathLike, model_meta: dict, state_dict: dict,
         "state_dict": state_dict,
         **extra,
     }
+    import io
+
+    buffer = io.BytesIO()  # torch.save to a file turns a full disk into a RuntimeError; plain writes raise OSError
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        Path(tmp).write_bytes(buffer.getbuffer())
     return Path(path)
