@@ -75,13 +75,16 @@ def _label_map(data_classes: list[str], model_labels: list[str] | None, num_outp
 
 
 def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str | None, threads: int,
-                     input_size=None, preprocessing=None):
+                     input_size=None, preprocessing=None, inference_precision: str | None = None):
     from .export.metadata import is_verified, parse_preprocessing, read_metadata, require_metadata
     from .runtime.engines import EngineError, open_engine
 
     meta = read_metadata(path, input_size=input_size, preprocessing=parse_preprocessing(preprocessing))
     try:
-        eng = open_engine(path, engine=engine, threads=threads, metadata=meta)
+        options = {"inference_precision": inference_precision} if inference_precision else {}
+        if options and (engine or "") != "openvino":
+            raise UsageError("--inference-precision is an OpenVINO setting: add --engine openvino")
+        eng = open_engine(path, engine=engine, threads=threads, metadata=meta, **options)
         size = eng.image_size()
     except EngineError as exc:
         raise UsageError(str(exc)) from None
@@ -99,6 +102,7 @@ def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str 
             raise UsageError(str(exc)) from None
     logits = np.concatenate(outs).astype(np.float32).reshape(len(ds), -1)
     info = {"artifact": str(path), "engine": eng.name, "runtime_version": eng.runtime_version,
+            **({"inference_precision": eng.inference_precision} if hasattr(eng, "inference_precision") else {}),
             "model": meta.get("model"), "format": meta.get("format") or path.suffix.lstrip("."),
             "precision": meta.get("precision"), "input_size": list(size), "trained": meta.get("trained"),
             "verified": is_verified(meta)}
@@ -108,7 +112,7 @@ def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str 
 def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = None, artifact: str | os.PathLike | None = None,
              data: str = "digits", split: str = "test", batch_size: int = 256, engine: str | None = None, threads: int = 1,
              device: str | None = None, plot: str | os.PathLike | None = None, input_size=None,
-             preprocessing=None) -> dict:
+             preprocessing=None, inference_precision: str | None = None) -> dict:
     """Evaluate a checkpoint (``model``+``checkpoint``) or an exported ``artifact`` on ``data``'s ``split``.
 
     Returns {top1, top5, n, per_class, confusion, labels, most_confused, source...}; writes a
@@ -125,7 +129,7 @@ def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = No
         if not path.is_file():
             raise UsageError(f"artifact not found: {path}")
         logits, split_data, model_labels, info = _artifact_logits(path, spec, split, batch_size, engine, threads,
-                                                                  input_size, preprocessing)
+                                                                  input_size, preprocessing, inference_precision)
     else:
         from .models import create_model
         from .train import _loader, default_device

@@ -24,8 +24,8 @@ from .targets import RunSpec, Target, TargetError, parse_cpu_list, resolve_targe
 __all__ = ["bench", "complete_record", "save_records", "parse_threads", "RunSpec", "Target", "TargetError",
            "resolve_target", "FORMATS"]
 
-FORMATS = ("torch", "onnx", "tflite")
-_SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite"}
+FORMATS = ("torch", "onnx", "tflite", "ncnn", "pte")
+_SUFFIX_FORMAT = {".onnx": "onnx", ".tflite": "tflite", ".param": "ncnn", ".pte": "pte"}
 
 
 MAX_THREADS = 256  # hard maximum of a thread count (each thread costs memory in the runtimes)
@@ -138,11 +138,39 @@ def _artifact_facts(artifact: Path, input_size=None) -> tuple[str, str, str, lis
         raise UsageError(f"artifact not found: {artifact}")
     fmt = _SUFFIX_FORMAT.get(artifact.suffix.lower())
     if fmt is None:
-        raise UsageError(f"unknown artifact type '{artifact.suffix}': expected .onnx or .tflite")
+        raise UsageError(f"unknown artifact type '{artifact.suffix}': expected one of {', '.join(_SUFFIX_FORMAT)}")
     meta = read_metadata(artifact, input_size=input_size)
     _check_opens(artifact, meta)
     return (meta.get("model") or artifact.stem, fmt, meta.get("precision") or "unknown", meta.get("input_size"),
             meta.get("macs"), meta)
+
+
+# Engines that run a quantized file differently from the runtime that verified it at export:
+# their output is checked against that runtime before anything is timed.
+GATED_ENGINES = ("openvino",)
+
+
+def _quantized_gate(path, engine, precision, meta, inference_precision) -> dict | None:
+    """Parity of a gated engine on an int8/dynamic file (None when there is nothing to check)."""
+    if path is None or engine not in GATED_ENGINES or precision not in ("int8", "dynamic"):
+        return None
+    from ..export.formats import get_format
+    from ..export.parity import engine_check
+
+    options = {"inference_precision": inference_precision} if inference_precision else {}
+    return engine_check(path, engine, meta, get_format(meta.get("format") or "onnx").runtime, **options)
+
+
+def _wrong_records(spec, gate: dict) -> list[dict]:
+    """Records for a file whose output failed the check: listed as wrong, never timed."""
+    from ..export.parity import bar
+
+    why = (f"output is wrong: cosine {gate['cosine']:.4f} against {gate['reference']} on the same file "
+           f"(the bar is {bar(spec.metadata.get('precision'))}); not timed")
+    size = os.path.getsize(spec.artifact)  # gated engines run single-file formats
+    return [{"engine": gate["engine"], "threads": int(t), "batch": spec.batch, "latency_ms": {"p50": None},
+             "output": "wrong", "error": why, "parity": gate, "size_bytes": size,
+             "inference_precision": spec.inference_precision or "f32"} for t in spec.threads]
 
 
 def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=None, checkpoint=None,
@@ -151,7 +179,7 @@ def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=No
           remote_python: str | None = None, benchmark_binary: str | None = None, profile: bool = False,
           out=None, engine: str | None = None, num_classes: int | None = None, layout: str = "nchw",
           wait: float | None = None, calib: str | None = None, quiet: bool = False,
-          max_seconds: float | None = None) -> list[dict]:
+          max_seconds: float | None = None, inference_precision: str | None = None) -> list[dict]:
     """Benchmark and return one record per (artifact, engine, threads); see the module docstring.
 
     ``runs=None`` on a target that runs the toolkit's own loop (host, ssh): measure until the
@@ -221,9 +249,11 @@ def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=No
     spec = RunSpec(artifact=path, engine=engine, threads=thread_list, runs=int(runs) if runs else None,
                    max_seconds=None if runs else float(max_seconds or DEFAULT_MAX_SECONDS), warmup=int(warmup),
                    rounds=int(rounds), batch=int(batch), profile=profile, cpus=cpus, remote_python=remote_python,
-                   benchmark_binary=benchmark_binary, model=module, metadata=meta if path is not None else None)
+                   benchmark_binary=benchmark_binary, model=module, metadata=meta if path is not None else None,
+                   inference_precision=inference_precision)
+    gate = _quantized_gate(path, engine, precision, meta, inference_precision)
     try:
-        records = tgt.run(spec)
+        records = tgt.run(spec) if gate is None or gate["passed"] else _wrong_records(spec, gate)
     finally:
         tgt.close()
     records = [complete_record(r, model=name, fmt=fmt, precision=precision, input_size=size, artifact=path, macs=macs,

@@ -38,6 +38,8 @@ def _ci(rec: dict) -> str:
 
 
 def _verdict(rec: dict) -> str:
+    if rec.get("output") == "wrong":
+        return "WRONG"
     v = (rec.get("stability") or {}).get("verdict")
     return "NOISY" if v == "noisy" else (v or "-")
 

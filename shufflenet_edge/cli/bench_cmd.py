@@ -6,7 +6,7 @@ import click
 from .app import main
 from .options import INPUT_SIZE, console, print_json
 
-_FORMATS = ("torch", "onnx", "tflite")
+_FORMATS = ("torch", "onnx", "tflite", "ncnn", "pte")
 _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 
 
@@ -33,7 +33,10 @@ _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 @click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Classes for --model.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True)
-@click.option("--engine", default=None, help="onnxruntime | litert | tflite-runtime (default: first installed).")
+@click.option("--engine", default=None,
+              help="onnxruntime | openvino | litert | tflite-runtime | ncnn | executorch (default: the file's own).")
+@click.option("--inference-precision", type=click.Choice(["f32", "bf16"]), default=None,
+              help="OpenVINO only: f32 (pinned by default) or bf16 where the CPU has it.")
 @click.option("--cpus", default=None, help="Pin to these cores (taskset list, e.g. 4-7).")
 @click.option("--remote-python", default=None, help="python3 on an ssh board (default: python3).")
 @click.option("--benchmark-binary", type=click.Path(dir_okay=False), default=None,
@@ -45,7 +48,7 @@ _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Append the records to this JSON file.")
 def bench_command(model, checkpoint, fmt, precision, artifact, device, target, threads, runs, max_seconds, warmup, rounds,
                   input_size, num_classes, batch, layout, engine, cpus, remote_python, benchmark_binary, wait,
-                  profile, as_json, wide, out):
+                  profile, as_json, wide, out, inference_precision):
     """Latency of MODEL (exported on the fly) or of an --artifact file, on this host or an ARM device."""
     from ..bench import bench
     from ..bench.report import summary_lines, terminal_rows
@@ -59,7 +62,8 @@ def bench_command(model, checkpoint, fmt, precision, artifact, device, target, t
                     device=device, target=target, threads=threads, runs=runs, warmup=warmup, rounds=rounds,
                     input_size=input_size, batch=batch, cpus=cpus, remote_python=remote_python,
                     benchmark_binary=benchmark_binary, profile=profile, out=out, engine=engine,
-                    num_classes=num_classes, layout=layout, wait=wait, max_seconds=max_seconds)
+                    num_classes=num_classes, layout=layout, wait=wait, max_seconds=max_seconds,
+                    inference_precision=inference_precision)
     if as_json:
         print_json(records)
         return

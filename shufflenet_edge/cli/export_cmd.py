@@ -7,7 +7,7 @@ from .app import main
 from .options import INPUT_SIZE, print_json
 
 # Spelled out here rather than imported so `edge --help` does not load the export package.
-_FORMATS = ("onnx", "tflite")
+_FORMATS = ("onnx", "tflite", "ncnn", "pte")
 _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
 
 
@@ -18,7 +18,7 @@ def _size(n: int) -> str:
 @main.command("export")
 @click.option("--model", default=None, help="Model name (optional with a project checkpoint, which names it).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="PyTorch checkpoint; without it, random weights.")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), required=True, help="onnx (onnxruntime) or tflite (LiteRT).")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), required=True, help="onnx (onnxruntime), tflite (LiteRT), ncnn (.param + .bin) or pte (ExecuTorch + XNNPACK).")
 @click.option("--precision", type=click.Choice(_PRECISIONS), default="fp32", show_default=True,
               help="fp16; int8 = static, calibrated (TFLite: int8 input/output); dynamic = int8 weights only.")
 @click.option("--calib", default=None, help="Calibration data for int8: digits | npy:FILE | imagefolder:DIR | cifar10:DIR | tinyimagenet:DIR")

@@ -208,7 +208,10 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
         from ..io_utils import write_json
 
         write_json(work / (target.name + ".json"), side)
+        for suffix in fmt.companions:  # the other files first: the main file and sidecar mark it complete
+            os.replace(tmp.with_suffix(suffix), target.with_suffix(suffix))
         os.replace(tmp, target)
         os.replace(work / (target.name + ".json"), Path(str(target) + ".json"))
-    return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=target.stat().st_size,
+    size = sum(p.stat().st_size for p in [target, *(target.with_suffix(s) for s in fmt.companions)])
+    return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=size,
                         seconds=round(time.perf_counter() - t0, 2), parity=side["parity"], metadata=side, notes=notes)

@@ -19,6 +19,9 @@ class Format:
     runtime: str  # engine that runs the file for the parity check (shufflenet_edge.runtime)
     dynamic_batch: bool  # can the file take any batch size
     tool: str  # what does the conversion, for the sidecar
+    companions: tuple[str, ...] = ()  # suffixes of the artifact's other files, written beside the main one
+    layouts: tuple[str, ...] = LAYOUTS
+    refusals: dict = None  # precision -> why it is not offered (one line, for the user)
 
 
 FORMATS: dict[str, Format] = {
@@ -26,6 +29,11 @@ FORMATS: dict[str, Format] = {
                    "torch.onnx.export(dynamo) + onnxsim; onnxruntime.quantization"),
     "tflite": Format("tflite", ".tflite", PRECISIONS, "tflite_export", "litert", False,
                      "litert-torch; PT2E int8; ai-edge-quantizer fp16/dynamic"),
+    "ncnn": Format("ncnn", ".param", ("fp32", "fp16"), "ncnn_export", "ncnn", False, "pnnx", companions=(".bin",),
+                   layouts=("nchw",), refusals={"int8": "ncnn int8 needs ncnn2table and ncnn2int8, which are not in the "
+                                                        "ncnn or pnnx wheels on PyPI; use --format tflite or pte for int8"}),
+    "pte": Format("pte", ".pte", ("fp32", "int8"), "pte_export", "executorch", False,
+                  "torch.export + ExecuTorch XnnpackPartitioner; PT2E XNNPACKQuantizer int8"),
 }
 
 # How each precision is produced, per format (shown by --help and the README).
@@ -38,6 +46,10 @@ RECIPES = {
     ("tflite", "fp16"): "float16 weights, float32 compute (weight-only)",
     ("tflite", "int8"): "full integer: int8 per-channel weights, int8 activations and int8 input/output tensors",
     ("tflite", "dynamic"): "dynamic range: int8 weights, float32 activations",
+    ("ncnn", "fp32"): "float32 (.param graph + .bin weights, via pnnx)",
+    ("ncnn", "fp16"): "float16 weights in the .bin (ncnn fp16 storage)",
+    ("pte", "fp32"): "float32, every ShuffleNet op delegated to XNNPACK",
+    ("pte", "int8"): "PT2E XNNPACKQuantizer: int8 per-channel weights, int8 activations, float32 input/output",
 }
 
 
@@ -49,12 +61,16 @@ def get_format(name: str) -> Format:
 
 
 def check_combo(fmt: Format, precision: str, batch, layout: str) -> None:
+    if precision in (fmt.refusals or {}):
+        raise UsageError(fmt.refusals[precision])
     if precision not in fmt.precisions:
         raise UsageError(f"precision '{precision}' is not available for {fmt.name} (choose from: {', '.join(fmt.precisions)})")
     if batch == "dynamic" and not fmt.dynamic_batch:
         raise UsageError(f"--batch dynamic is not available for {fmt.name} (its files have a fixed batch of 1)")
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout '{layout}' (choose from: {', '.join(LAYOUTS)})")
+    if layout not in fmt.layouts:
+        raise UsageError(f"--layout {layout} is not available for {fmt.name} (it takes: {', '.join(fmt.layouts)})")
 
 
 def file_name(model: str, input_size, precision: str, layout: str, fmt: Format) -> str:

@@ -5,7 +5,7 @@ TorchScript copy, pnnx's own graph, an ONNX file, Python scripts: ~36 MB at 224 
 a scratch folder and only the ncnn pair is kept. Channel shuffle becomes ncnn's
 ``ShuffleChannel`` layer, v2's split ``Slice``. ``fp16`` stores the weights as float16 in the
 ``.bin`` (ncnn computes in float32 on x86). int8 is refused: ncnn's quantization tools
-(ncnn2table, ncnn2int8) are not in the ``ncnn`` or ``pnnx`` wheels.
+(ncnn2table, ncnn2int8) are not in the ``ncnn`` or ``pnnx`` wheels (``formats.py``).
 """
 from __future__ import annotations
 
@@ -13,9 +13,6 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-
-INT8_REFUSAL = ("ncnn int8 needs ncnn2table and ncnn2int8, which are not in the ncnn or pnnx wheels on PyPI "
-                "(build ncnn from source for them); use --format tflite or pte for int8")
 
 
 def weights_path(param) -> Path:
@@ -27,7 +24,7 @@ def convert(job) -> dict:
     import pnnx
 
     if job.precision not in ("fp32", "fp16"):
-        raise ValueError(INT8_REFUSAL if job.precision == "int8" else f"no {job.precision} recipe for ncnn")
+        raise ValueError(f"no {job.precision} recipe for ncnn (see the format table's refusals)")
     if job.batch != 1:
         raise ValueError("ncnn files take one image per call (batch 1)")
     target = Path(job.path)

@@ -210,6 +210,10 @@ class Engine:
                               "give --input-size H or HxW")
         return int(hw[0]), int(hw[1])
 
+    def companions(self) -> list[str]:
+        """The artifact's other files this engine reads beside ``path`` (ncnn's .bin)."""
+        return []
+
     def close(self):
         pass
 

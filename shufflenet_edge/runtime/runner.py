@@ -62,13 +62,19 @@ def _profile_ort(path: str, threads: int, x: np.ndarray, runs: int, warmup: int,
 def run(artifact: str, engine: str | None = None, threads=(1,), runs: int | None = 100, warmup: int = 10,
         rounds: int = timing.DEFAULT_ROUNDS, batch: int = 1, profile: bool = False, peak: bool = True,
         metadata: dict | None = None, workdir: str | None = None, on_round=None,
-        max_seconds: float | None = None) -> list[dict]:
+        max_seconds: float | None = None, inference_precision: str | None = None) -> list[dict]:
     """One record per thread count (device-side fields only; the host adds model facts).
 
     ``runs=None`` measures until stable within ``max_seconds`` (``timing.time_cases``)."""
-    size = os.path.getsize(artifact)
     name = engine or engines.default_engine(artifact)
-    opened = [engines.open_engine(artifact, engine=name, threads=t, metadata=metadata) for t in threads]
+    options = {}
+    if inference_precision:
+        if name != "openvino":
+            raise engines.EngineError(f"--inference-precision is an OpenVINO setting (add --engine openvino); "
+                                      f"{name} runs the file's own precision")
+        options["inference_precision"] = inference_precision
+    opened = [engines.open_engine(artifact, engine=name, threads=t, metadata=metadata, **options) for t in threads]
+    size = sum(os.path.getsize(f) for f in [artifact, *opened[0].companions()])
     x = bench_input(opened[0], batch)
     cases = [(e.invoke, e.prepare(x)) for e in opened]
     timed = timing.time_cases(cases, runs, warmup, rounds, on_round=on_round, max_seconds=max_seconds,
@@ -84,6 +90,8 @@ def run(artifact: str, engine: str | None = None, threads=(1,), runs: int | None
                "cpu_peak_gmacs": cpu_peak["gmacs"] if cpu_peak else None,
                "cpu_peak_method": cpu_peak["method"] if cpu_peak else None,
                "cpu_peak_precision": cpu_peak["precision"] if cpu_peak else None, **res}
+        if hasattr(e, "inference_precision"):
+            rec["inference_precision"] = e.inference_precision
         if profile:
             if e.name != "onnxruntime":
                 rec["profile"] = {"error": f"no per-op profile from Python for {e.name} (TFLite's C++ "
@@ -108,12 +116,13 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=timing.DEFAULT_ROUNDS)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--inference-precision", default=None, help="OpenVINO: f32 (default) or bf16")
     p.add_argument("--no-peak", action="store_true", help="skip the GEMM peak (instruction counting)")
     a = p.parse_args(argv)
     try:
         threads = [int(t) for t in a.threads.split(",") if t.strip()]
         records = run(a.artifact, a.engine, threads, a.runs, a.warmup, a.rounds, a.batch, a.profile,
-                      peak=not a.no_peak, max_seconds=a.max_seconds)
+                      peak=not a.no_peak, max_seconds=a.max_seconds, inference_precision=a.inference_precision)
     except engines.EngineError as exc:
         print(json.dumps({"error": str(exc)}))
         return 3

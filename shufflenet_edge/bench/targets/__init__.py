@@ -36,6 +36,7 @@ class RunSpec:
     model: object = None  # torch.nn.Module for the torch engine
     metadata: dict | None = None
     max_seconds: float | None = None
+    inference_precision: str | None = None  # OpenVINO's INFERENCE_PRECISION_HINT (f32 unless bf16 is asked for)
 
 
 class Target:
@@ -44,7 +45,7 @@ class Target:
 
     name = "host"
     emulated = False
-    formats = ("onnx", "tflite", "torch")
+    formats = ("onnx", "tflite", "ncnn", "pte", "torch")
     # Runs runtime/runner.py (or the torch engine), whose loop can measure until stable; the
     # others take a fixed run count (benchmark_model on a phone, the browser page, qemu counting).
     until_stable = False
@@ -77,6 +78,8 @@ def runner_args(spec: RunSpec, artifact: str, peak: bool = True) -> list[str]:
         args += ["--engine", spec.engine]
     if spec.profile:
         args.append("--profile")
+    if spec.inference_precision:
+        args += ["--inference-precision", spec.inference_precision]
     if not peak:
         args.append("--no-peak")
     return [*args, "--", artifact]  # "--": a file named like an option (-x.onnx) stays a file name
