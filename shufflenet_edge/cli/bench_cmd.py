@@ -43,13 +43,23 @@ _PRECISIONS = ("fp32", "fp16", "int8", "dynamic")
               help="TFLite's benchmark_model for android_aarch64 (adb targets).")
 @click.option("--wait", type=float, default=None, help="--device browser: seconds to wait for the page's report.")
 @click.option("--profile", is_flag=True, help="Per-op breakdown (ONNX Runtime / PyTorch profiler).")
+@click.option("--formats", default=None,
+              help="Sweep: all (or a list, e.g. onnx,ncnn): every format x precision x engine, checked, one table.")
+@click.option("--precisions", default=None, help="Sweep: precisions to include (default: all the table offers).")
+@click.option("--data", default=None, help="Sweep: also top-1 accuracy on this data spec (e.g. digits).")
+@click.option("--calib", default=None, help="Sweep: int8 calibration data (default: --data for a trained checkpoint).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of records.")
 @click.option("--wide", is_flag=True, help="Show every table column, however wide.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Append the records to this JSON file.")
 def bench_command(model, checkpoint, fmt, precision, artifact, device, target, threads, runs, max_seconds, warmup, rounds,
                   input_size, num_classes, batch, layout, engine, cpus, remote_python, benchmark_binary, wait,
-                  profile, as_json, wide, out, inference_precision):
-    """Latency of MODEL (exported on the fly) or of an --artifact file, on this host or an ARM device."""
+                  profile, as_json, wide, out, inference_precision, formats, precisions, data, calib):
+    """Latency of MODEL (exported on the fly) or of an --artifact file, on this host or an ARM device.
+
+    With --formats: the sweep of every format, precision and engine for MODEL (see bench/sweep.py)."""
+    if formats or precisions or data:
+        return _sweep(model, checkpoint, formats, precisions, data, calib, input_size, num_classes, runs,
+                      max_seconds, artifact, device, as_json)
     from ..bench import bench
     from ..bench.report import summary_lines, terminal_rows
     from ..runtime.timing import DEFAULT_MAX_SECONDS, TARGET_CI
@@ -86,3 +96,22 @@ def bench_command(model, checkpoint, fmt, precision, artifact, device, target, t
         con.print(f"per-op, {r['engine']} {r['threads']} thread(s) [{prof['source']}]: {parts}")
     if out:
         con.print(f"records appended to {out}")
+
+
+def _sweep(model, checkpoint, formats, precisions, data, calib, input_size, num_classes, runs, max_seconds,
+           artifact, device, as_json):
+    from ..bench.sweep import sweep, table_lines
+    from ..errors import UsageError
+
+    if artifact or device != "host":
+        raise UsageError("--formats sweeps a --model on this host (no --artifact, no --device)")
+    if model is None and checkpoint is None:
+        raise UsageError("--formats needs --model NAME (and --checkpoint FILE for accuracy)")
+    result = sweep(model, checkpoint=checkpoint, formats=formats or "all", precisions=precisions, data=data,
+                   calib=calib, input_size=input_size, num_classes=num_classes, runs=runs, max_seconds=max_seconds,
+                   progress=None if as_json else (lambda msg: click.echo(msg, err=True)))
+    if as_json:
+        print_json(result["records"])
+        return
+    for line in table_lines(result):
+        click.echo(line)

@@ -79,7 +79,7 @@ def reproduce_command(study, device, target, formats, precisions, resolutions, t
     from ..bench import parse_threads
     from ..reproduce import Settings, default_out, reproduce
 
-    s = Settings(device=device, target=target, formats=_csv(formats, ("onnx", "tflite"), "--formats"),
+    s = Settings(device=device, target=target, formats=_csv(formats, ("onnx", "tflite", "ncnn", "pte"), "--formats"),
                  precisions=_csv(precisions, _PRECISIONS, "--precisions"),
                  resolutions=_resolutions(resolutions), threads=tuple(parse_threads(threads)), runs=runs,
                  quick=quick, multipliers=_ints(multipliers, "--multipliers"),

@@ -100,7 +100,9 @@ def _micro_cached(cfg: Micro, fmt: str, precision: str) -> bool:
 
 def plan(study: str, s: Settings) -> list[Job]:
     """The jobs of one study under (already effective) settings."""
-    combos = [(f, p) for f in s.formats for p in s.precisions]
+    from ..export.formats import get_format
+
+    combos = [(f, p) for f in s.formats for p in s.precisions if p in get_format(f).precisions]  # ncnn: no int8
     jobs: list[Job] = []
     if study == "v1-table8":
         for size in s.resolutions:
@@ -119,7 +121,7 @@ def plan(study: str, s: Settings) -> list[Job]:
 
         for cfg in configs(s.multipliers):
             macs = body_complexity(cfg).macs
-            for f, p in [(f, p) for f in s.formats for p in s.guideline_precisions]:
+            for f, p in [(f, p) for f in s.formats for p in s.guideline_precisions if p in get_format(f).precisions]:
                 jobs.append(Job(study, cfg, f, p, (HW, HW), macs, cached=_micro_cached(cfg, f, p)))
     else:
         raise UsageError(f"unknown study '{study}' (choose from: {', '.join(STUDIES)}, all)")

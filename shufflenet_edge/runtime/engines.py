@@ -505,7 +505,7 @@ class OpenVINOEngine(Engine):
             raise EngineError("openvino is not installed (pip install openvino)") from None
         self.runtime_version = ov.__version__.split("-")[0]
         precision = (inference_precision or "f32").lower()
-        if precision not in self.INFERENCE_PRECISIONS:
+        if precision not in (*self.INFERENCE_PRECISIONS, "default"):  # default: OpenVINO's own choice (peers)
             raise EngineError(f"unknown inference precision '{precision}' (choose from: f32, bf16)")
         core = ov.Core()
         if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
@@ -514,9 +514,12 @@ class OpenVINOEngine(Engine):
         self.inference_precision = precision
         try:
             model = core.read_model(self.path)
-            self.compiled = core.compile_model(model, "CPU", {
-                "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": self.threads,
-                "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False})
+            config = {"INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+                      "ENABLE_CPU_PINNING": False}
+            if precision != "default":
+                config["INFERENCE_PRECISION_HINT"] = precision
+            self.compiled = core.compile_model(model, "CPU", config)
+            self.inference_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         except Exception as exc:
             raise EngineError(f"openvino cannot load {self.path}: {_first_line(exc)}") from None
         self.request = self.compiled.create_infer_request()

@@ -159,12 +159,13 @@ def ensure_plugin(qemu: str) -> Path:
 class QemuTarget(Target):
     name = "qemu"
     emulated = True
-    formats = ("onnx", "tflite")
+    # ExecuTorch's aarch64 pybindings link libtorch: a 600 MB userland for one engine, left out
+    formats = ("onnx", "tflite", "ncnn")
 
     # -- checks and set-up ---------------------------------------------------------------------
     def _check(self, spec: RunSpec) -> None:
         if spec.artifact is None:
-            raise UsageError("--target qemu runs exported files (onnx, tflite), not --format torch")
+            raise UsageError(f"--target qemu runs exported files ({', '.join(self.formats)}), not --format torch")
         if list(spec.threads) != [1]:
             raise UsageError(f"--target qemu runs 1 thread only (got --threads {','.join(map(str, spec.threads))}): "
                              "emulated threads are host threads and say nothing about ARM scaling")

@@ -87,7 +87,7 @@ class SshTarget(Target):
 
     emulated = False
     until_stable = True
-    formats = ("onnx", "tflite")
+    formats = ("onnx", "tflite", "ncnn", "pte")  # ncnn / pte where the board has the ncnn / executorch package
 
     def __init__(self, url: str, connect_timeout: int | None = None):
         self.user, self.host, self.port = parse_ssh_url(url)
@@ -214,8 +214,9 @@ class SshTarget(Target):
             raise UsageError("the torch engine runs only on the host; export the model to ONNX or TFLite for a board")
         artifact = Path(spec.artifact)
         suffix = artifact.suffix.lower()
-        if suffix not in (".onnx", ".tflite"):
-            raise UsageError(f"{artifact.name}: a board runs .onnx or .tflite files")
+        companions = {".param": (".bin",)}.get(suffix, ())  # ncnn's weights travel with its graph
+        if suffix not in (".onnx", ".tflite", ".param", ".pte"):
+            raise UsageError(f"{artifact.name}: a board runs .onnx, .tflite, ncnn .param or .pte files")
         if not artifact.is_file():
             raise UsageError(f"artifact not found: {artifact}")
         if spec.cpus:
@@ -229,6 +230,9 @@ class SshTarget(Target):
                 model = Path(stage) / f"model{suffix}"
                 shutil.copyfile(artifact, model)
                 files = [model, *runner_files()]
+                for extra in companions:
+                    shutil.copyfile(artifact.with_suffix(extra), model.with_suffix(extra))
+                    files.append(model.with_suffix(extra))
                 sidecar = Path(str(artifact) + ".json")
                 if sidecar.is_file():
                     shutil.copyfile(sidecar, Path(stage) / f"model{suffix}.json")
