@@ -2,7 +2,8 @@
 allows, for one model, in one interleaved run.
 
 Each file is exported once (the export cache), then each (file, engine) pair is checked against
-PyTorch on the file's parity inputs *before* anything is timed: a pair that fails the bar of its
+PyTorch on the file's parity inputs *before* anything is timed (for random weights, against the
+runtime that verified the file against PyTorch at export): a pair that fails the bar of its
 precision (``export/parity.py``) is listed as wrong and never timed, so it can never be "fast".
 With ``data`` every verified pair is also evaluated on it; the last line names the fastest file
 whose accuracy is within one point of fp32.
@@ -52,6 +53,7 @@ def sweep(model: str | None = None, checkpoint=None, formats="all", precisions=N
           max_seconds: float | None = None, quiet: bool = False, progress=None) -> dict:
     """Export, check, evaluate and time; returns {"records": [...sorted by p50], "fastest_within_1pt": ...}."""
     from ..evaluate import evaluate
+    from ..export.formats import get_format
     from ..export.parity import engine_check
     from ..models import create_model
     from ..runtime import open_engine, timing
@@ -75,13 +77,17 @@ def sweep(model: str | None = None, checkpoint=None, formats="all", precisions=N
             row = {"model": meta.get("model"), "format": fmt, "precision": precision, "engine": engine,
                    "artifact": str(path), "size_bytes": size, "accuracy": None, "latency_ms": {"p50": None}}
             say(f"check {fmt} {precision} on {engine}")
+            # A checkpoint's module has the file's weights: compare with PyTorch itself. Random weights
+            # differ per construction, so there the reference is the runtime that verified the file
+            # against PyTorch at export (its sidecar's parity).
+            reference = net if trained else get_format(fmt).runtime
             try:
-                parity = engine_check(path, engine, meta, net)
+                parity = engine_check(path, engine, meta, reference)
             except Exception as exc:  # an engine that cannot run the file is listed, not fatal
                 row.update(output="error", error=" ".join(str(exc).split())[:300])
                 rows.append(row)
                 continue
-            row["parity"] = {k: parity[k] for k in ("cosine", "max_abs_diff", "top1_agreement", "passed")}
+            row["parity"] = {k: parity[k] for k in ("cosine", "max_abs_diff", "top1_agreement", "passed", "reference")}
             row["output"] = "ok" if parity["passed"] else "wrong"
             if parity["passed"]:
                 if data:
