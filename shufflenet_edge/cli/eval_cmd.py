@@ -13,7 +13,7 @@ _CLASS_COLS = (Col("class"), Col("accuracy", lambda v: f"{v:.2%}", number=True),
 @main.command("eval")
 @click.option("--model", default=None, help="Model name (optional with a project checkpoint, which names it).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="PyTorch checkpoint (.pt).")
-@click.option("--artifact", type=click.Path(dir_okay=False), default=None, help="Exported .onnx or .tflite file.")
+@click.option("--artifact", type=click.Path(dir_okay=False), default=None, help="Exported file (.onnx, .tflite, ncnn .param, .pte).")
 @click.option("--data", default="digits", show_default=True,
               help="digits | npy:X.npy,Y.npy | cifar10:DIR | tinyimagenet:DIR | imagefolder:DIR")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
