@@ -1,8 +1,8 @@
 """The page's ``Run benchmark`` report -> ``edge bench`` records (the same keys as every target's).
 
 The page sends its raw per-run milliseconds, split in rounds as ``runtime/timing.py`` splits
-them; the statistics are computed here with ``timing.stats_ms``, so a browser's p50 means what
-a board's p50 means.
+them; the statistics and the stable/noisy verdict are computed here with ``timing.summarize``,
+so a browser's p50 (and its verdict) means what a board's means.
 """
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import datetime as dt
 import re
 from pathlib import Path
 
-import numpy as np
-
 from ..io_utils import write_json
-from ..runtime.timing import stats_ms
+from ..runtime.timing import summarize
 from .catalog import find
 from .report_checks import ReportError, check_report
 
@@ -39,8 +37,6 @@ def build_record(report, models_dir: Path) -> dict:
     if ENGINES.get(engine) != entry.format:
         raise ReportError(f"engine {engine!r} does not run {artifact.suffix} files")
     rounds = rep["rounds_ms"]
-    samples = [v for r in rounds for v in r]
-    medians = [float(np.median(r)) for r in rounds]
     ua = rep["user_agent"]
     meta = entry.metadata
     rec = {
@@ -52,9 +48,12 @@ def build_record(report, models_dir: Path) -> dict:
                    "target": f"browser:{ua}", "emulated": False, "user_agent": ua,
                    "cross_origin_isolated": rep["cross_origin_isolated"]},
         "cpu_peak_gmacs": None,
-        "latency_ms": stats_ms(np.asarray(samples) / 1e3), "runs": len(samples),
-        "rounds": {"n": len(rounds), "p50_ms": [round(m, 4) for m in medians],
-                   "spread": max(medians) / min(medians) - 1.0},
+        # the page's rounds, summarized as runtime/timing.py summarizes the host's: statistics,
+        # samples and the stable/noisy verdict (no /proc on a phone's browser: no CPU share)
+        **summarize([[v / 1e3 for v in r] for r in rounds], {"load_1min": [None, None], "others_cpu_share": None},
+                    rep["threads"]),
+        "measure": {"mode": "fixed", "stopped": "fixed", "elapsed_s": None, "max_seconds": None,
+                    "target_ci": None},
     }
     return complete_record(rec, model=meta.get("model") or artifact.stem, fmt=ENGINES[engine],
                            precision=meta.get("precision") or "unknown", input_size=meta.get("input_size"),
