@@ -224,31 +224,27 @@ def export_all(jobs: list[Job], workers: int, on_done=None) -> dict:
 
     todo = [j for j in jobs if not j.cached]
     errors: dict = {}
-    if not todo:
-        return errors
+
+    def finished(j: Job, sec: float, err: str | None, usage: bool) -> None:
+        j.result["export_s"] = round(sec, 2)
+        if err:
+            errors[config_key(j)] = (err, usage)
+        if on_done:
+            on_done(j)
+
     if workers <= 1:
         for j in todo:
-            sec, err, usage = _export_worker(j, os.cpu_count() or 1)
-            j.result["export_s"] = round(sec, 2)
-            if err:
-                errors[config_key(j)] = (err, usage)
-            if on_done:
-                on_done(j)
+            finished(j, *_export_worker(j, os.cpu_count() or 1))
         return errors
     per_worker = max(1, (os.cpu_count() or 1) // workers)
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         futs = {pool.submit(_export_worker, j, per_worker): j for j in todo}
         for fut in cf.as_completed(futs):
-            j = futs[fut]
             try:
-                sec, err, usage = fut.result()
+                got = fut.result()
             except Exception as exc:  # the worker process died (out of memory, a converter's abort)
-                sec, err, usage = 0.0, f"conversion process failed: {type(exc).__name__}: {exc}"[:300], False
-            j.result["export_s"] = round(sec, 2)
-            if err:
-                errors[config_key(j)] = (err, usage)
-            if on_done:
-                on_done(j)
+                got = (0.0, f"conversion process failed: {type(exc).__name__}: {exc}"[:300], False)
+            finished(futs[fut], *got)
     return errors
 
 
