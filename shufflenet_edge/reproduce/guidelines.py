@@ -164,7 +164,8 @@ class MicroNet(nn.Module):
         self.cfg = cfg
         self.c = cfg.in_channels
         self.body = nn.Sequential(*_blocks(cfg))
-        self.edge_meta = {"name": cfg.name, "input_size": list(input_hw(self.c)), "num_classes": 0,
+        # no classifier: num_classes None (metadata checks want a class count >= 1 when one is given)
+        self.edge_meta = {"name": cfg.name, "input_size": list(input_hw(self.c)), "num_classes": None,
                           "micro": cfg.to_dict()}
 
     def forward(self, x):
@@ -182,7 +183,7 @@ def body_complexity(cfg: Micro):
 
     net = build(cfg)
     body = net.body
-    body.edge_meta = {"name": cfg.name, "input_size": [HW, HW], "num_classes": 0}
+    body.edge_meta = {"name": cfg.name, "input_size": [HW, HW], "num_classes": None}
     return measure(body, (HW, HW), in_channels=net.c)
 
 
@@ -191,7 +192,8 @@ def config_key(cfg: Micro, fmt: str, precision: str) -> str:
     versions the general export cache hashes (so an upgrade never returns a stale file)."""
     from ..bench.cache import cache_key
 
-    blob = json.dumps({"micro": cfg.to_dict(), "blocks": BLOCKS, "hw": HW}, sort_keys=True)
+    # "meta": 2 since micro files' sidecars say num_classes null (files with 0 fail the metadata check)
+    blob = json.dumps({"micro": cfg.to_dict(), "blocks": BLOCKS, "hw": HW, "meta": 2}, sort_keys=True)
     return cache_key(model="micro:" + hashlib.sha256(blob.encode()).hexdigest()[:16], format=fmt,
                      precision=precision, checkpoint=None, input_size=None, num_classes=None, batch="1",
                      layout="nchw", calib=None, calib_size=_CALIB_SIZE)
