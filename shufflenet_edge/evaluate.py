@@ -14,24 +14,7 @@ import torch
 
 from .data import data_preprocessing, load_split, make_dataset, parse_spec
 from .errors import UsageError
-
-
-def logits_of(model: torch.nn.Module, loader, device=None) -> tuple[np.ndarray, np.ndarray]:
-    """Run a torch model over a loader in eval mode; returns (float32 logits N x K, int64 labels N)."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    outs, labels = [], []
-    with torch.inference_mode():
-        for x, y in loader:
-            outs.append(model(x.to(device)).float().cpu().numpy())
-            labels.append(np.asarray(y, dtype=np.int64))
-    model.train(was_training)
-    return np.concatenate(outs), np.concatenate(labels)
-
-
-def accuracy_of(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(1) == labels).mean()) if len(labels) else 0.0
+from .loops import accuracy_of, default_device, logits_of, make_loader  # noqa: F401 (accuracy_of: API)
 
 
 def metrics(logits: np.ndarray, labels: np.ndarray, class_names: list[str], top_pairs: int = 5) -> dict:
@@ -132,8 +115,6 @@ def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = No
                                                                   input_size, preprocessing, inference_precision)
     else:
         from .models import create_model
-        from .train import _loader, default_device
-
         net = create_model(model, checkpoint=checkpoint)
         dev = torch.device(device) if device else default_device()
         net.to(dev)
@@ -143,7 +124,7 @@ def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = No
         from .bench.torch_engine import torch_threads
 
         with torch_threads(threads):  # the same --threads policy as an exported file's runtime
-            logits, _ = logits_of(net, _loader(ds, batch_size, 0, False), dev)
+            logits, _ = logits_of(net, make_loader(ds, batch_size), dev)
         model_labels = meta.get("labels")
         info = {"checkpoint": str(checkpoint), "model": meta["name"], "format": "torch", "precision": "fp32",
                 "input_size": meta["input_size"], "device": str(dev)}
