@@ -98,9 +98,14 @@ def train_command(ctx, model, data, epochs, batch_size, lr, momentum, weight_dec
                   sync_bn=sync_bn, amp=(amp_dtype or True) if amp else None, channels_last=channels_last,
                   threads=threads)
     except Exception as exc:
-        # in a torchrun job every rank meets a config error: rank 0 alone says it
-        if getattr(exc, "all_ranks", False) and distributed.env_rank() != 0:
+        # in a torchrun job every rank meets a config error: rank 0 alone says it; a rank that lost
+        # its peers says nothing, torchrun names the rank that failed
+        if getattr(exc, "quiet", False) or (getattr(exc, "all_ranks", False) and distributed.env_rank() != 0):
             sys.exit(getattr(exc, "exit_code", 1))
+        raise
+    except KeyboardInterrupt:
+        if distributed.launched_by_torchrun():  # torchrun stopping the job (SIGTERM) or Ctrl-C: it reports
+            sys.exit(130)
         raise
     if distributed.env_rank() != 0:
         return
@@ -117,6 +122,8 @@ def _print_summary(s: dict) -> None:
     click.echo(f"{s['model']} on {s['data']}: best val {s['best_val_acc']:.2%} at epoch {s['best_epoch']}{test}; "
                f"{s['train_seconds']:.0f}s training on {s['device']}")
     click.echo(f"checkpoints: {s['best']} (best), {s['last']} (last)")
+    for note in s.get("notes", []):
+        click.echo(f"note: {note}")
     if s.get("curves"):
         click.echo(f"curves: {s['curves']}")
     click.echo("next:")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from .. import distributed
-from ..errors import EdgeError, UsageError
+from ..errors import EdgeError, RuntimeFailure, UsageError
 from ..loops import default_device
 from . import report
 from .recipes import RECIPES, SCHEDULES, TrainConfig, default_out, lr_factor, recipe
@@ -25,6 +25,12 @@ from .steps import TrainingDiverged, announce, build, final_test, fit_one_epoch,
 
 __all__ = ["train", "RECIPES", "SCHEDULES", "TrainConfig", "TrainingDiverged", "recipe", "default_out", "lr_factor",
            "rng_state", "set_rng_state", "seed_everything", "set_deterministic", "default_device"]
+
+
+class JobLost(RuntimeFailure):
+    """This rank's collective failed because another rank is gone: torchrun reports that rank."""
+
+    quiet = True
 
 
 def _reraise_one_line(exc: UsageError):
@@ -86,6 +92,10 @@ def train(model: str, data: str = "digits", *, epochs: int | None = None, batch_
                 progress.write(report.epoch_line(record, improved))
     except UsageError as exc:
         raise _reraise_one_line(exc) from None
+    except RuntimeError as exc:
+        if ctx.distributed:  # a collective failed: another rank died; torchrun names it
+            raise JobLost(f"rank {ctx.rank}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc!r}") from None
+        raise
     finally:
         progress.close()
     summary = final_test(run)

@@ -27,14 +27,21 @@ def launch(nproc: int, argv: list[str], threads: int | None = None) -> None:
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0",
                                          "-m", "shufflenet_edge.train", *argv])
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
     try:
         run(args)
     except ChildFailedError as exc:
         raise _failure(exc) from None
+    except SignalException as exc:  # Ctrl-C or SIGTERM to this launcher: the ranks were stopped
+        raise KeyboardInterrupt from exc
 
 
 def _failure(exc) -> Exception:
-    rank, failure = min(exc.failures.items())
+    # a rank killed by a signal is the cause; the others failed (or were sent SIGTERM by torchrun)
+    # because it was gone
+    rank, failure = min(exc.failures.items(),
+                        key=lambda kv: (kv[1].exitcode >= 0, kv[1].exitcode == -signal.SIGTERM, kv[0]))
     code = int(failure.exitcode)
     if code < 0:  # killed by a signal: nothing on that rank could say why
         try:

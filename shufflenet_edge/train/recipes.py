@@ -123,10 +123,10 @@ def resolve_recipe(kind: str, given: dict) -> tuple[dict, str]:
     rec = dict(RECIPES[kind])
     rec.update({k: v for k, v in given.items() if v is not None})
     if given.get("lr") is not None:
-        how = "lr given"
+        how = "given"
     elif kind in LR_PER_1024:
         rec["lr"] = LR_PER_1024[kind] * int(rec["batch_size"]) / 1024
-        how = f"lr {LR_PER_1024[kind]:g} x global batch {rec['batch_size']}/1024 (megvii: scaled with the global batch)"
+        how = f"{LR_PER_1024[kind]:g} x global batch {rec['batch_size']} / 1024 (megvii: scaled with the global batch)"
     else:
         how = "the recipe's fixed lr (not scaled with the batch)"
     return rec, how

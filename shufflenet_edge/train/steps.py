@@ -225,15 +225,22 @@ def announce(run: Run, show: bool) -> None:
     report.say(show, f"recipe ({plan.spec.kind}): {describe(cfg.to_dict())}{given}")
     if ctx.distributed:
         report.say(show, f"distributed: {ctx.world_size} processes ({ctx.backend}), global batch {cfg.batch_size} = "
-                         f"{ctx.world_size} x {cfg.batch_size // ctx.world_size} per process; lr {cfg.lr:g}: {plan.lr_how}"
+                         f"{ctx.world_size} x {cfg.batch_size // ctx.world_size} per process; lr {cfg.lr:.4g}: {plan.lr_how}"
                          f"{'; SyncBatchNorm' if cfg.sync_bn else ''}")
     elif plan.spec.kind in ("tinyimagenet", "imagefolder") and "lr" not in plan.given:
-        report.say(show, f"lr {cfg.lr:g}: {plan.lr_how}")
+        report.say(show, f"lr {cfg.lr:.4g}: {plan.lr_how}")
     if cfg.amp or cfg.channels_last:
         bits = ([f"{cfg.amp} autocast on {run.dev.type}"] if cfg.amp else []) + (["channels_last"] if cfg.channels_last else [])
         report.say(show, "mixed precision / layout: " + ", ".join(bits))
-    for note in dict.fromkeys(plan.train_split.notes + plan.val_split.notes):
+    for note in notes(plan):
         report.say(show, f"note: {note}")
+
+
+def notes(plan: Plan) -> list[str]:
+    found = list(dict.fromkeys(plan.train_split.notes + plan.val_split.notes))
+    if plan.spec.kind == "npy":
+        found.append("npy data has no val/test arrays: val and test accuracy are measured on the training arrays")
+    return found
 
 
 # --- fit one epoch -------------------------------------------------------------------------------
@@ -370,6 +377,8 @@ def final_test(run: Run) -> dict:
         summary["test_n"] = len(test_labels)
     if ctx.distributed:
         summary["world_size"] = ctx.world_size
+    if notes(plan):
+        summary["notes"] = notes(plan)
     if ctx.is_main:
         if run.history:
             title = f"{cfg.model} on {plan.spec}"
