@@ -13,6 +13,7 @@ import torch
 
 from .errors import UsageError
 from .io_utils import atomic_path
+from .model_meta import metadata_problem
 
 FORMAT = "shufflenet-edge-checkpoint"
 FORMAT_VERSION = 1
@@ -65,38 +66,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return {"state_dict": state}
 
 
-MAX_SIDE = 16384
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _check_metadata(obj: dict, p: Path) -> None:
     """The metadata every consumer trusts (eval, export, the sidecar) must have the types it claims."""
-    from .data.sources import MAX_CLASSES
-    from .data.transforms import preprocessing_problem
-
-    def bad(key: str, why: str):
+    problem = metadata_problem(obj)
+    if problem is not None:
+        key, why = problem
         value = repr(obj.get(key))
         value = value if len(value) <= 60 else value[:57] + "..."
         raise UsageError(f"checkpoint {p} has a bad '{key}' ({value}): {why}; it was not written by edge train "
                          "or was edited: retrain, or fix that field")
-
-    if not isinstance(obj["model"], str) or not obj["model"].strip():
-        bad("model", "expected a model name such as 'v2_1.0x'")
-    size = obj.get("input_size")
-    if not (isinstance(size, (list, tuple)) and len(size) == 2 and all(_is_int(v) and 1 <= v <= MAX_SIDE for v in size)):
-        bad("input_size", f"expected [H, W], two integers in 1..{MAX_SIDE}")
-    n = obj.get("num_classes")
-    if not (_is_int(n) and 1 <= n <= MAX_CLASSES):
-        bad("num_classes", f"expected an integer in 1..{MAX_CLASSES}")
-    pre = obj.get("preprocessing")
-    if pre is not None and (why := preprocessing_problem(pre)):
-        bad("preprocessing", why)
-    labels = obj.get("labels")
-    if labels is not None and not (isinstance(labels, list) and len(labels) == n and all(isinstance(x, str) for x in labels)):
-        bad("labels", f"expected {n} class names (strings)")
 
 
 def save_checkpoint(path: str | os.PathLike, model_meta: dict, state_dict: dict, **extra) -> Path:

@@ -103,9 +103,9 @@ def train_command(ctx, model, data, epochs, batch_size, lr, momentum, weight_dec
         if getattr(exc, "quiet", False) or (getattr(exc, "all_ranks", False) and distributed.env_rank() != 0):
             sys.exit(getattr(exc, "exit_code", 1))
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if distributed.launched_by_torchrun():  # torchrun stopping the job (SIGTERM) or Ctrl-C: it reports
-            sys.exit(130)
+            sys.exit(getattr(exc, "exit_code", 130))
         raise
     if distributed.env_rank() != 0:
         return

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..model_meta import MAX_CLASSES
 from .spec import DataSpec
 
 SPLITS = ("train", "val", "test")
-MAX_CLASSES = 100_000  # far above ImageNet-21k's 21,841: a larger label is a corrupt file, not a dataset
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".tif", ".tiff"}
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -15,30 +15,6 @@ import numpy as np
 import torch
 
 
-def preprocessing_problem(preprocessing) -> str | None:
-    """Why a preprocessing dict cannot be applied (None when it can): checked where it enters."""
-    import math
-
-    if not isinstance(preprocessing, dict):
-        return f"expected a dict with channel_order, pixel_scale, mean, std, got {type(preprocessing).__name__}"
-    if str(preprocessing.get("channel_order", "RGB")).upper() not in ("RGB", "BGR"):
-        return f"channel_order must be RGB or BGR, got {preprocessing.get('channel_order')!r}"
-
-    def number(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-    scale = preprocessing.get("pixel_scale", 255.0)
-    if not number(scale) or scale <= 0:
-        return f"pixel_scale must be a finite number > 0, got {scale!r}"
-    for key, default in (("mean", [0.0] * 3), ("std", [1.0] * 3)):
-        v = preprocessing.get(key, default)
-        if not isinstance(v, (list, tuple)) or len(v) != 3 or not all(number(c) for c in v):
-            return f"{key} must be 3 finite numbers, got {v!r}"[:160]
-        if key == "std" and any(c == 0 for c in v):
-            return f"std must not be 0, got {v!r}"
-    return None
-
-
 def normalize(images_nhwc_uint8: np.ndarray, preprocessing: dict) -> np.ndarray:
     """uint8 N x H x W x 3 RGB -> float32 N x 3 x H x W following the preprocessing metadata."""
     x = np.asarray(images_nhwc_uint8, dtype=np.float32) / np.float32(preprocessing.get("pixel_scale", 255.0))

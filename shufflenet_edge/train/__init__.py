@@ -17,11 +17,12 @@ import os
 
 from .. import distributed
 from ..errors import EdgeError, RuntimeFailure, UsageError
+from ..io_utils import sigterm_unwinds
 from ..loops import default_device
 from . import report
 from .recipes import RECIPES, SCHEDULES, TrainConfig, default_out, lr_factor, recipe
 from .rng import rng_state, seed_everything, set_deterministic, set_rng_state
-from .steps import TrainingDiverged, announce, build, final_test, fit_one_epoch, resolve_config, save_state, sigterm_as_interrupt
+from .steps import TrainingDiverged, announce, build, final_test, fit_one_epoch, resolve_config, save_state
 
 __all__ = ["train", "RECIPES", "SCHEDULES", "TrainConfig", "TrainingDiverged", "recipe", "default_out", "lr_factor",
            "rng_state", "set_rng_state", "seed_everything", "set_deterministic", "default_device"]
@@ -85,7 +86,7 @@ def train(model: str, data: str = "digits", *, epochs: int | None = None, batch_
     progress = report.Progress(show, run.steps_per_epoch * (run.cfg.epochs - run.start_epoch), run.start_epoch,
                                run.cfg.epochs)
     try:
-        with sigterm_as_interrupt():
+        with sigterm_unwinds():  # SIGTERM (torchrun stopping a job) cleans up like Ctrl-C
             for epoch in range(run.start_epoch, run.cfg.epochs):
                 record, val_acc = fit_one_epoch(run, epoch, progress)
                 improved = save_state(run, epoch, record, val_acc)

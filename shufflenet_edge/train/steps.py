@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -385,20 +383,3 @@ def final_test(run: Run) -> dict:
             summary["curves"] = str(report.plot_curves(run.history, out / "curves.png", title))
         write_json(out / "summary.json", summary)
     return summary
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM (torchrun stopping a job, a scheduler's kill) unwinds like Ctrl-C: temporary files go."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    before = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
