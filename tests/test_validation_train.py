@@ -132,10 +132,12 @@ def test_empty_class_folder_is_not_a_class(tmp_path):
 
     root = _folder(tmp_path)
     (root / "train" / "empty").mkdir()
-    (root / "val" / "empty").mkdir()
     split = load_split(parse_spec(f"imagefolder:{root}"), "train")
     assert split.classes == ["daisy", "rose", "tulip"]
     assert load_split(parse_spec(f"imagefolder:{root}"), "val").classes == ["daisy", "rose", "tulip"]
+    (root / "val" / "empty").mkdir()
+    code, err, _ = edge("eval", "--checkpoint", _tiny_checkpoint(tmp_path), "--data", f"imagefolder:{root}", "--split", "val")
+    assert_one_line(code, err, 2, "val/empty", "has no images")
 
 
 def test_cifar_meta_naming_two_classes(tmp_path):

@@ -297,11 +297,12 @@ def _imagefolder(spec: DataSpec, split: str) -> Split:
     files: list[Path] = []
     labels: list[int] = []
     for d in sorted(p for p in folder.iterdir() if p.is_dir()):
-        found = _images_in(d)
-        if not found:
-            continue
+        if d.name not in index and folder == train_dir:
+            continue  # a training folder without images: not a class
         if d.name not in index:
-            raise UsageError(f"class folder {d} is not among the training classes in {train_dir}")
+            why = f" ({train_dir / d.name} has no images)" if (train_dir / d.name).is_dir() else ""
+            raise UsageError(f"class folder {d} is not among the training classes in {train_dir}{why}")
+        found = _images_in(d)
         files += found
         labels += [index[d.name]] * len(found)
     if not files:
