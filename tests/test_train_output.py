@@ -84,3 +84,20 @@ def test_out_folder_with_another_run_needs_resume_or_overwrite(run):
     assert code == 0, stderr
     assert json.loads((out / "summary.json").read_text())["epochs"] == 1
     assert [json.loads(ln)["epoch"] for ln in (out / "log.jsonl").read_text().splitlines()] == [1]
+
+
+def test_amp_and_channels_last_on_cpu_save_plain_checkpoints(tmp_path):
+    import torch
+
+    from shufflenet_edge.models import create_model
+    from shufflenet_edge.train import train
+
+    s = train(TINY, "digits", subset=32, epochs=1, batch_size=16, threads=1, amp=True, channels_last=True,
+              out=tmp_path / "r", quiet=True)
+    ck = torch.load(tmp_path / "r" / "best.pt", weights_only=True)
+    assert ck["config"]["amp"] == "bf16" and ck["config"]["channels_last"]
+    assert all(v.is_contiguous() for v in ck["state_dict"].values())  # NCHW as any other checkpoint
+    net = create_model(checkpoint=tmp_path / "r" / "best.pt")
+    assert 0 <= s["test_acc"] <= 1 and net.edge_meta["input_size"] == [32, 32]
+    code, _, err = edge("train", "--model", TINY, "--amp", "--amp-dtype", "fp16", "--out", tmp_path / "f")
+    assert code == 2 and err.startswith("error: ") and "fp16 needs CUDA" in err and err.count("\n") == 1

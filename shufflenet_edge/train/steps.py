@@ -118,6 +118,8 @@ def resolve_config(model: str, data, given: dict, *, seed, deterministic: bool, 
         raise UsageError(f"--batch-size {rec['batch_size']} is the global batch: it must divide evenly over "
                          f"{ctx.world_size} processes")
     amp_name = resolve_amp(amp, dev)
+    if sync_bn and ctx.distributed and dev.type != "cuda":
+        raise UsageError("--sync-bn needs GPUs: torch's SyncBatchNorm does not run on CPU tensors (leave it out with gloo)")
     if resume and overwrite:
         raise UsageError("give --resume (continue the run) or --overwrite (replace it), not both")
     out_dir = Path(out if out is not None else default_out(name, spec))
