@@ -13,6 +13,7 @@ import torch
 
 from .errors import UsageError
 from .io_utils import atomic_path
+from .model_meta import metadata_problem
 
 FORMAT = "shufflenet-edge-checkpoint"
 FORMAT_VERSION = 1
@@ -55,6 +56,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if obj.get("format") == FORMAT:
         if not isinstance(obj.get("state_dict"), dict) or "model" not in obj:
             raise UsageError(f"checkpoint {p} is malformed: missing 'model' or 'state_dict'")
+        _check_metadata(obj, p)
         return obj
     state = obj.get("state_dict", obj) if isinstance(obj.get("state_dict"), dict) else obj
     if not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -62,6 +64,17 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     # megvii's official files wrap the model in DataParallel
     state = {k.removeprefix("module."): v for k, v in state.items()}
     return {"state_dict": state}
+
+
+def _check_metadata(obj: dict, p: Path) -> None:
+    """The metadata every consumer trusts (eval, export, the sidecar) must have the types it claims."""
+    problem = metadata_problem(obj)
+    if problem is not None:
+        key, why = problem
+        value = repr(obj.get(key))
+        value = value if len(value) <= 60 else value[:57] + "..."
+        raise UsageError(f"checkpoint {p} has a bad '{key}' ({value}): {why}; it was not written by edge train "
+                         "or was edited: retrain, or fix that field")
 
 
 def save_checkpoint(path: str | os.PathLike, model_meta: dict, state_dict: dict, **extra) -> Path:
@@ -77,6 +90,10 @@ def save_checkpoint(path: str | os.PathLike, model_meta: dict, state_dict: dict,
         "state_dict": state_dict,
         **extra,
     }
+    import io
+
+    buffer = io.BytesIO()  # torch.save to a file turns a full disk into a RuntimeError; plain writes raise OSError
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        Path(tmp).write_bytes(buffer.getbuffer())
     return Path(path)

@@ -14,24 +14,7 @@ import torch
 
 from .data import data_preprocessing, load_split, make_dataset, parse_spec
 from .errors import UsageError
-
-
-def logits_of(model: torch.nn.Module, loader, device=None) -> tuple[np.ndarray, np.ndarray]:
-    """Run a torch model over a loader in eval mode; returns (float32 logits N x K, int64 labels N)."""
-    device = device or next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    outs, labels = [], []
-    with torch.inference_mode():
-        for x, y in loader:
-            outs.append(model(x.to(device)).float().cpu().numpy())
-            labels.append(np.asarray(y, dtype=np.int64))
-    model.train(was_training)
-    return np.concatenate(outs), np.concatenate(labels)
-
-
-def accuracy_of(logits: np.ndarray, labels: np.ndarray) -> float:
-    return float((logits.argmax(1) == labels).mean()) if len(labels) else 0.0
+from .loops import accuracy_of, default_device, logits_of, make_loader  # noqa: F401 (accuracy_of: API)
 
 
 def metrics(logits: np.ndarray, labels: np.ndarray, class_names: list[str], top_pairs: int = 5) -> dict:
@@ -75,14 +58,16 @@ def _label_map(data_classes: list[str], model_labels: list[str] | None, num_outp
 
 
 def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str | None, threads: int,
-                     input_size=None, preprocessing=None):
-    from .export.artifact import is_verified
-    from .export.metadata import parse_preprocessing, read_metadata, require_metadata
+                     input_size=None, preprocessing=None, inference_precision: str | None = None):
+    from .export.metadata import is_verified, parse_preprocessing, read_metadata, require_metadata
     from .runtime.engines import EngineError, open_engine
 
     meta = read_metadata(path, input_size=input_size, preprocessing=parse_preprocessing(preprocessing))
     try:
-        eng = open_engine(path, engine=engine, threads=threads, metadata=meta)
+        options = {"inference_precision": inference_precision} if inference_precision else {}
+        if options and (engine or "") != "openvino":
+            raise UsageError("--inference-precision is an OpenVINO setting: add --engine openvino")
+        eng = open_engine(path, engine=engine, threads=threads, metadata=meta, **options)
         size = eng.image_size()
     except EngineError as exc:
         raise UsageError(str(exc)) from None
@@ -100,6 +85,7 @@ def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str 
             raise UsageError(str(exc)) from None
     logits = np.concatenate(outs).astype(np.float32).reshape(len(ds), -1)
     info = {"artifact": str(path), "engine": eng.name, "runtime_version": eng.runtime_version,
+            **({"inference_precision": eng.inference_precision} if hasattr(eng, "inference_precision") else {}),
             "model": meta.get("model"), "format": meta.get("format") or path.suffix.lstrip("."),
             "precision": meta.get("precision"), "input_size": list(size), "trained": meta.get("trained"),
             "verified": is_verified(meta)}
@@ -109,7 +95,7 @@ def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str 
 def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = None, artifact: str | os.PathLike | None = None,
              data: str = "digits", split: str = "test", batch_size: int = 256, engine: str | None = None, threads: int = 1,
              device: str | None = None, plot: str | os.PathLike | None = None, input_size=None,
-             preprocessing=None) -> dict:
+             preprocessing=None, inference_precision: str | None = None) -> dict:
     """Evaluate a checkpoint (``model``+``checkpoint``) or an exported ``artifact`` on ``data``'s ``split``.
 
     Returns {top1, top5, n, per_class, confusion, labels, most_confused, source...}; writes a
@@ -126,18 +112,19 @@ def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = No
         if not path.is_file():
             raise UsageError(f"artifact not found: {path}")
         logits, split_data, model_labels, info = _artifact_logits(path, spec, split, batch_size, engine, threads,
-                                                                  input_size, preprocessing)
+                                                                  input_size, preprocessing, inference_precision)
     else:
         from .models import create_model
-        from .train import _loader, default_device
-
         net = create_model(model, checkpoint=checkpoint)
         dev = torch.device(device) if device else default_device()
         net.to(dev)
         meta = net.edge_meta
         split_data = load_split(spec, split)
         ds = make_dataset(spec, split, meta["input_size"], meta.get("preprocessing"), loaded=split_data)
-        logits, _ = logits_of(net, _loader(ds, batch_size, 0, False), dev)
+        from .bench.torch_engine import torch_threads
+
+        with torch_threads(threads):  # the same --threads policy as an exported file's runtime
+            logits, _ = logits_of(net, make_loader(ds, batch_size), dev)
         model_labels = meta.get("labels")
         info = {"checkpoint": str(checkpoint), "model": meta["name"], "format": "torch", "precision": "fp32",
                 "input_size": meta["input_size"], "device": str(dev)}
@@ -152,8 +139,13 @@ def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = No
         raise UsageError(f"data {spec} has label {int(labels.max())} but {what} has {logits.shape[1]} outputs")
     names = model_labels if model_labels and len(model_labels) == logits.shape[1] else split_data.classes
     result = {**info, "data": str(spec), "split": split, **metrics(logits, labels, names)}
-    if split_data.notes:
-        result["notes"] = split_data.notes
+    notes = list(split_data.notes or [])
+    if info.get("verified") is False:
+        from .export.artifact import unverified_note
+
+        notes.append(unverified_note(info["artifact"], {}))
+    if notes:
+        result["notes"] = notes
     if plot is not None:
         result["plot"] = str(plot_confusion(result, plot))
     return result
@@ -173,7 +165,8 @@ def plot_confusion(result: dict, path: str | os.PathLike) -> Path:
     k = len(names)
     side = min(max(4.0, 0.45 * k + 2), 24.0)
     fig, ax = plt.subplots(figsize=(side, side))
-    ax.imshow(cm, cmap="Blues")
+    image = ax.imshow(cm, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="images")
     if k <= 40:
         ax.set_xticks(range(k), names, rotation=90 if k > 10 or max(map(len, names)) > 3 else 0)
         ax.set_yticks(range(k), names)
@@ -187,7 +180,9 @@ def plot_confusion(result: dict, path: str | os.PathLike) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
     src = Path(result.get("artifact") or result.get("checkpoint") or "").name
-    ax.set_title(f"{src} on {result['data']} ({result['split']}): top-1 {result['top1']:.2%}", fontsize=9)
+    model = result.get("model") or "?"
+    ax.set_title(f"{model} ({src})\n{result['data']}, {result['split']} split, n={result['n']}: "
+                 f"top-1 {result['top1']:.2%}", fontsize=9)
     fig.tight_layout()
     out = Path(path)
     with atomic_path(out) as tmp:

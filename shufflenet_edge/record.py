@@ -26,15 +26,16 @@ SCHEMA_FILE = Path(__file__).with_name("record.schema.json")
 
 
 class Latency(TypedDict):
-    """Milliseconds over the timed runs. A tool that prints no percentiles (adb) gives null."""
+    """Milliseconds over the timed runs. A tool that prints no percentiles (adb) gives null, and so
+    does a file whose output failed the check (never timed)."""
 
-    min: float
-    mean: float
+    min: Optional[float]
+    mean: Optional[float]
     p50: Optional[float]
     p90: Optional[float]
     p99: Optional[float]
-    std: float
-    cv: float
+    std: Optional[float]
+    cv: Optional[float]
 
 
 class Rounds(TypedDict):
@@ -74,7 +75,7 @@ class BenchRecord(TypedDict):
     warmup: int
     runs: int
     latency_ms: Latency
-    rounds: Rounds
+    rounds: NotRequired[Rounds]  # absent where nothing was timed (output: wrong)
     peak_rss_mb: Optional[float]
     size_bytes: Optional[int]
     device: Device
@@ -97,6 +98,10 @@ class BenchRecord(TypedDict):
     latency_note: NotRequired[str]
     profile: NotRequired[dict]
     benchmark_model: NotRequired[dict]
+    output: NotRequired[str]  # "wrong": the engine's output failed the parity check, so it was not timed
+    error: NotRequired[str]
+    parity: NotRequired[dict]  # that check's figures
+    inference_precision: NotRequired[str]  # OpenVINO's precision hint in force (f32, bf16)
 
 
 OPEN = (Device,)  # objects that may carry keys beyond their declared ones
@@ -146,10 +151,11 @@ def complete_record(rec: dict, subject: Subject, *, target: str, emulated: bool)
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     })
     if frac and frac > 1:
+        busy = (rec.get("stability") or {}).get("verdict") == "noisy"
         rec["fraction_of_peak_note"] = (
-            f"above 1: the {rec.get('cpu_peak_precision') or 'fp32'} peak ({rec.get('cpu_peak_method')}) is a plain "
-            f"GEMM; this engine's {subject.precision} kernels beat it here (e.g. Winograd/direct convolution doing "
-            "fewer multiply-adds than MACs counts, or a faster kernel family)")
+            f"above 1 against the {rec.get('cpu_peak_precision') or 'fp32'} peak ({rec.get('cpu_peak_method')}): "
+            + ("the machine was busy (this record is noisy), so the peak, a best-of figure taken once, came out low"
+               if busy else f"this engine's {subject.precision} kernels outran that plain GEMM on this file"))
     rec.setdefault("device", {})
     rec["device"]["target"] = rec["device"].get("target") or target
     rec["device"]["emulated"] = bool(emulated)

@@ -57,3 +57,16 @@ def cli():
         return CliResult(r.exit_code, r.stdout, r.stderr)
 
     return run
+
+@pytest.fixture(scope="session")
+def trained_ckpts(tmp_path_factory):
+    """v1_g3 and v2_1.0x trained one epoch on digits (32 px): real weights and activation statistics.
+    Shared by the export and engine tests (one training per session)."""
+    from shufflenet_edge.train import train
+
+    root = tmp_path_factory.mktemp("export_train")
+    out = {}
+    for name in ("v1_g3", "v2_1.0x"):
+        train(name, "digits", epochs=1, out=root / name, quiet=True)
+        out[name] = root / name / "best.pt"
+    return out

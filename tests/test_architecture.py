@@ -45,7 +45,7 @@ def test_cli_choices_and_targets_derive_from_the_table():
     assert choices("export", "fmt") == tuple(FORMATS)
     assert choices("bench", "fmt") == bench_formats() == ("torch", *FORMATS)
     assert choices("bench", "precision") == choices("export", "precision")
-    assert resolve_target("arm", "qemu").formats == tuple(FORMATS)
+    assert set(resolve_target("arm", "qemu").formats) == {"onnx", "tflite", "ncnn"}  # engines in the arm64 userland
     assert resolve_target("host").formats == (*FORMATS, "torch")
     assert resolve_target("browser").formats == tuple(f.name for f in FORMATS.values() if f.browser_engine)
 

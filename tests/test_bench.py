@@ -221,8 +221,20 @@ def test_cli_json_and_out(edge_cli, tmp_path):
     assert len(json.loads(out.read_text())) == 2
     side = Path(recs[0]["artifact"] + ".json")
     assert recs[0]["verified"] is True and json.loads(side.read_text())["parity"]["passed"] is True
-    bare = tmp_path / "bare.onnx"  # the same file without its sidecar: bench says it is not verified
-    bare.write_bytes(Path(recs[0]["artifact"]).read_bytes())
+    import onnx
+
+    alone = tmp_path / "alone.onnx"  # the file without its sidecar still carries its metadata: still verified
+    alone.write_bytes(Path(recs[0]["artifact"]).read_bytes())
+    p = edge_cli("bench", "--artifact", alone, "--runs", "3", "--warmup", "0", "--json", env=env)
+    assert p.returncode == 0 and json.loads(p.stdout)[0]["verified"] is True
+    bare = tmp_path / "bare.onnx"  # ... until its embedded parity result is gone too: bench says it is not verified
+    proto = onnx.load(str(alone))
+    kept = [(e.key, e.value) for e in proto.metadata_props if e.key != "parity"]
+    del proto.metadata_props[:]
+    for key, value in kept:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(bare))
     p = edge_cli("bench", "--artifact", bare, "--runs", "3", "--warmup", "0", "--json", env=env)
     assert p.returncode == 0 and json.loads(p.stdout)[0]["verified"] is False
     assert p.stderr.strip().startswith("note: bare.onnx is not verified")
@@ -251,6 +263,6 @@ def test_corrupt_artifact_is_one_line(edge_cli, tmp_path):
     out = tmp_path / "keep.json"
     out.write_text("[]\n")
     p = edge_cli("bench", "--artifact", bad, "--json-out", out)
-    assert p.returncode == 1 and "cannot load" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and "cannot load" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert json.loads(out.read_text()) == []

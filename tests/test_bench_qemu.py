@@ -76,7 +76,7 @@ def test_usage_errors(tmp_path):
     art = tmp_path / "m.tflite"
     art.write_bytes(b"x")
     target = resolve_target("arm", "qemu")
-    assert target.name == "qemu" and target.emulated is True and set(target.formats) == {"onnx", "tflite"}
+    assert target.name == "qemu" and target.emulated is True and set(target.formats) == {"onnx", "tflite", "ncnn"}
     with pytest.raises(UsageError, match="1 thread only"):
         target.run(RunSpec(artifact=art, threads=[1, 2]))
     with pytest.raises(UsageError, match="not --format torch"):

@@ -379,10 +379,17 @@ def test_page_explains_models_it_cannot_run(trained_exports, tmp_path):
     models, files = trained_exports
     d = tmp_path / "models"
     d.mkdir()
-    shutil.copy(files[0], d / "nometa.onnx")
+    import onnx
+
+    bare = onnx.load(str(files[0]))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(d / "nometa.onnx"))
+    shutil.copy(files[0], d / "inside.onnx")  # no sidecar, but the file carries its (verified) metadata
     (d / "broken.tflite").write_bytes(b"\0\0\0\0TFL3" + bytes(200))
     shutil.copy(str(files[1]) + ".json", d / "broken.tflite.json")
     with DemoServer(d, port=0, out=tmp_path / "r") as srv:
+        listing = json.loads(_request(srv, "GET", "/api/models")[2])
+        assert {m["file"] for m in listing["models"]} == {"inside.onnx", "broken.tflite"}
         got = _drive(srv.url(model="nometa.onnx"))
         assert "nometa.onnx is not offered: no readable metadata" in got["message"] and got["ready_error"]
         got = _drive(srv.url(model="broken.tflite"))

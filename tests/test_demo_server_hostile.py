@@ -48,7 +48,7 @@ def server(models, tmp_path):
         yield srv
 
 
-def _get(port, path="/api/models", *, https=False, timeout=2.0):
+def _get(port, path="/api/models", *, https=False, timeout=10.0):
     if https:
         ctx = ssl.create_default_context()
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
@@ -327,3 +327,27 @@ def test_over_the_connection_limit_is_a_503_not_a_hang(models, tmp_path):
         while _get(srv.port)[0] != 200:  # freed as soon as they close
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+def test_metadata_of_the_wrong_type_is_not_offered(models, server):
+    """The page feeds a file by its metadata: the same type/range checks as eval and bench."""
+    _export(models / "zero_std.onnx", preprocessing={"mean": [0.5] * 3, "std": [0, 0, 0]})
+    _export(models / "lots.onnx", macs="lots")
+    listing = json.loads(_get(server.port)[2])
+    assert [m["file"] for m in listing["models"]] == ["net.onnx"]
+    reasons = {s["file"]: s["reason"] for s in listing["skipped"]}
+    assert set(reasons) == {"zero_std.onnx", "lots.onnx"} and all("bad metadata" in r for r in reasons.values())
+
+
+def test_a_file_alone_is_offered_by_the_metadata_inside_it(models, server):
+    """The one metadata rule: no sidecar -> the metadata the export embedded in the file."""
+    from artifact_files import GOOD_SIDE, image_model
+
+    image_model(models / "alone.onnx", metadata={**GOOD_SIDE, "parity": PARITY})
+    image_model(models / "alone_unverified.onnx", metadata=GOOD_SIDE)
+    listing = json.loads(_get(server.port)[2])
+    by_file = {m["file"]: m for m in listing["models"]}
+    assert set(by_file) == {"net.onnx", "alone.onnx"} and by_file["alone.onnx"]["metadata"]["input_size"] == [16, 16]
+    assert [s["file"] for s in listing["skipped"]] == ["alone_unverified.onnx"]
+    assert _get(server.port, "/models/alone.onnx")[0] == 200
+    assert _post(server.port, _report(artifact="alone.onnx"))[0] == 200

@@ -12,6 +12,7 @@ from shufflenet_edge.export import FORMATS, PRECISIONS, export
 from shufflenet_edge.export.formats import check_combo, file_name, get_format
 
 MODELS = ("v1_g3", "v2_1.0x")
+MATRIX_FORMATS = ("onnx", "tflite")  # every precision of these here; ncnn and pte in test_engines_*.py
 SIDECAR_KEYS = {"model", "format", "precision", "input_shape", "layout", "input_size", "num_classes", "preprocessing",
                 "input_quantization", "labels", "macs", "params", "checkpoint_sha256", "toolkit_version", "trained"}
 # Quantized files against PyTorch on real digits images, with a briefly trained model
@@ -30,9 +31,9 @@ def _listing(d):
 
 
 def test_format_table_and_file_names():
-    assert set(FORMATS) == {"onnx", "tflite"} and PRECISIONS == ("fp32", "fp16", "int8", "dynamic")
-    for fmt in FORMATS.values():
-        assert fmt.precisions == PRECISIONS
+    assert set(FORMATS) == {"onnx", "tflite", "ncnn", "pte"} and PRECISIONS == ("fp32", "fp16", "int8", "dynamic")
+    for name in MATRIX_FORMATS:
+        assert FORMATS[name].precisions == PRECISIONS
     assert file_name("v1_g3", (224, 224), "int8", "nchw", get_format("tflite")) == "v1_g3_224_int8.tflite"
     assert file_name("v2_1.0x", (480, 640), "fp32", "nhwc", get_format("onnx")) == "v2_1.0x_480x640_fp32_nhwc.onnx"
     with pytest.raises(UsageError, match="unknown format 'coreml'"):
@@ -145,19 +146,6 @@ def test_failed_conversion_leaves_nothing_and_keeps_old_file(tmp_path, monkeypat
 
 
 @pytest.fixture(scope="session")
-def trained_ckpts(tmp_path_factory):
-    """v1_g3 and v2_1.0x trained one epoch on digits (32 px): real weights and activation statistics."""
-    from shufflenet_edge.train import train
-
-    root = tmp_path_factory.mktemp("export_train")
-    out = {}
-    for name in MODELS:
-        train(name, "digits", epochs=1, out=root / name, quiet=True)
-        out[name] = root / name / "best.pt"
-    return out
-
-
-@pytest.fixture(scope="session")
 def exported(trained_ckpts, tmp_path_factory):
     """Export on first request, share afterwards: (model, format, precision) -> ExportResult."""
     root = tmp_path_factory.mktemp("exports")
@@ -191,7 +179,7 @@ def _independent_parity(result, ckpt):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", MATRIX_FORMATS)
 @pytest.mark.parametrize("name", MODELS)
 def test_export_matrix_parity_in_real_runtime(name, fmt, precision, exported, trained_ckpts):
     r = exported(name, fmt, precision)
@@ -239,7 +227,7 @@ def test_export_matrix_parity_in_real_runtime(name, fmt, precision, exported, tr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", MATRIX_FORMATS)
 def test_cli_default_export_end_to_end(fmt, edge_cli, tmp_path):
     """The README's command, defaults only (224 px, 1000 classes, random weights); ONNX with --json."""
     from shufflenet_edge.complexity import complexity

@@ -121,6 +121,21 @@ def test_write_failure_mid_write_leaves_no_partial_file(mounts_allowed, tmp_path
         assert os.listdir(m) == ["r.json"] and (m / "r.json").read_bytes() == b"old"
 
 
+def test_checkpoint_save_on_full_disk_is_one_line(mounts_allowed, tmp_path):
+    """Training's checkpoint writes: a full disk is a WriteFailure naming the file, not torch's
+    RuntimeError from inside its zip writer, and the earlier last.pt stays."""
+    import torch
+
+    from shufflenet_edge.checkpoint import save_checkpoint
+    from shufflenet_edge.io_utils import WriteFailure
+
+    meta = {"name": "v2_0.5x", "input_size": [32, 32], "num_classes": 10}
+    with tmpfs(tmp_path / "m", size="256k", files={"last.pt": b"earlier"}) as m:
+        with pytest.raises(WriteFailure, match="last.pt.*no space"):
+            save_checkpoint(m / "last.pt", meta, {"w": torch.zeros(200_000)})
+        assert os.listdir(m) == ["last.pt"] and (m / "last.pt").read_bytes() == b"earlier"
+
+
 def _dead_pid() -> int:
     p = subprocess.Popen(["true"])
     p.wait()

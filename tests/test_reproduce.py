@@ -284,7 +284,7 @@ def test_quick_path_end_to_end(edge_cli, tmp_path):
     took = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr[-2000:]
     assert max(len(ln) for ln in r.stdout.splitlines()) <= 80 and "…" not in r.stdout  # fits an 80-column terminal
-    assert "4x ->" in r.stdout and "est-s" in r.stderr  # headline; the progress bar with its estimate
+    assert "4x ->" in r.stdout and "s of estimated work" in r.stderr  # headline; the progress bar with its estimate
     res = json.loads((out / "results.json").read_text())
     assert set(res["studies"]) == {"v1-table8", "v2-guidelines", "v1-groups"}
     assert not res["failures"], res["failures"]

@@ -107,10 +107,10 @@ def test_resume_after_sigkill_mid_epoch_matches_uninterrupted(tmp_path):
     seen = bytearray()
     started = threading.Event()
 
-    def watch():  # tqdm's bar for epoch 2 appears once epoch 1 is checkpointed and epoch 2 has begun
+    def watch():  # the stable per-epoch line: epoch 1 is checkpointed and epoch 2 begins
         while chunk := proc.stderr.read1(4096):
             seen.extend(chunk)
-            if b"epoch 2/3" in seen:
+            if b"epoch 1: loss" in seen:
                 started.set()
 
     t = threading.Thread(target=watch, daemon=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -91,10 +92,16 @@ def test_good_sidecar_and_embedded_metadata_and_flags(cli, tmp_path):
     for path in (side, inside):
         r = cli("eval", "--artifact", path, "--json")
         assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["n"] == 360
+        got = json.loads(r.stdout)
+        # hand-made metadata holds no parity result: the file is unverified, and eval says so
+        assert got["n"] == 360 and got["verified"] is False and any("unverified" in n for n in got["notes"])
     r = cli(*BENCH, "--artifact", inside, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["macs"] == 480  # GMAC/s from the embedded metadata
+    assert "unverified" in r.stderr
+    plot = tmp_path / "cm.png"
+    r = cli("eval", "--artifact", side, "--plot", plot)
+    assert r.returncode == 0 and plot.read_bytes()[:4] == b"\x89PNG" and "unverified" in r.stdout
     one_error_line(cli("eval", "--artifact", bare), 2, "--preprocessing", "bare.onnx")
     r = cli("eval", "--artifact", bare, "--preprocessing", "digits", "--json")
     assert r.returncode == 0, r.stderr
@@ -163,3 +170,12 @@ def test_int8_calibration_with_nan_refused_before_writing(cli, tmp_path):
                  "--precision", "int8", "--calib", f"npy:{tmp_path}/calib.npy", "--out", out)
     one_error_line(r, 2, "NaN", "calib")
     assert not out.exists() or os.listdir(out) == []
+
+
+def test_one_threads_default_policy(cli):
+    """train, eval and bench default to 1 thread (README: one --threads policy)."""
+    for command in ("train", "eval", "bench"):
+        r = cli(command, "--help")
+        text = " ".join(r.stdout.split())
+        assert r.returncode == 0 and "--threads" in text
+        assert re.search(r"\[default: 1[];]", text.split("--threads", 1)[1].split(" --", 1)[0]), command

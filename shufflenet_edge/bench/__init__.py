@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..record import Subject, complete_record
-from ..runtime.timing import DEFAULT_MAX_SECONDS
+from ..runtime.timing import DEFAULT_MAX_SECONDS, TARGET_CI
 from . import torch_engine  # noqa: F401  (registers the torch engine)
 from .targets import RunSpec, Target, TargetError, emulation_warning, parse_cpu_list, resolve_target
 
@@ -129,6 +129,7 @@ class BenchOptions:
     target_options: dict = field(default_factory=dict)
     # how
     engine: str | None = None
+    inference_precision: str | None = None  # OpenVINO's f32 (its default here) or bf16
     threads: object = (1,)
     runs: int | None = None  # None: until stable (targets running the toolkit's loop), else their default
     max_seconds: float | None = None  # the until-stable loop's budget per file
@@ -158,9 +159,51 @@ class BenchOptions:
             raise UsageError(f"bad --batch {self.batch}: must be >= 1")
         if self.max_seconds is not None and float(self.max_seconds) <= 0:
             raise UsageError(f"bad --max-seconds {self.max_seconds}: must be > 0")
+        if self.inference_precision is not None:
+            if self.inference_precision not in INFERENCE_PRECISIONS:
+                raise UsageError(f"bad --inference-precision {self.inference_precision} "
+                                 f"(choose from: {', '.join(INFERENCE_PRECISIONS)})")
+            if self.engine != "openvino":
+                raise UsageError("--inference-precision is an OpenVINO setting (add --engine openvino); "
+                                 f"{self.engine or 'the default engine'} runs the file's own precision")
 
 
 TARGET_OPTIONS = ("remote_python", "benchmark_binary", "wait")  # bench() keywords that go to the target
+INFERENCE_PRECISIONS = ("f32", "bf16")  # --inference-precision (OpenVINO's INFERENCE_PRECISION_HINT)
+
+
+# Engines that run a quantized file differently from the runtime that verified it at export:
+# their output is checked against that runtime before anything is timed.
+GATED_ENGINES = ("openvino",)
+
+
+def _quantized_gate(spec: RunSpec, facts: Subject, meta: dict | None) -> dict | None:
+    """Parity of a gated engine on an int8/dynamic file against the engine that verified it at
+    export (the format's first engine), here (None when there is nothing to check)."""
+    if not spec.is_file or spec.engine not in GATED_ENGINES or facts.precision not in ("int8", "dynamic"):
+        return None
+    from ..export.formats import get_format
+    from ..export.parity import engine_check
+
+    options = {"inference_precision": spec.inference_precision} if spec.inference_precision else {}
+    return engine_check(spec.artifact, spec.engine, meta or {}, get_format(facts.format).runtime, **options)
+
+
+def _wrong_records(spec: RunSpec, facts: Subject, gate: dict) -> list[dict]:
+    """Records for a file whose output failed the check: listed as wrong, never timed."""
+    from ..export.artifact import Artifact
+    from ..export.parity import bar
+    from ..runtime.runner import device_record
+    from ..runtime.timing import machine_info
+
+    why = (f"output is wrong: cosine {gate['cosine']:.4f} against {gate['reference']} on the same file "
+           f"(the bar is {bar(facts.precision)}); not timed")
+    size = Artifact.at(spec.artifact).size_bytes
+    untimed = {"latency_ms": dict.fromkeys(("min", "mean", "p50", "p90", "p99", "std", "cv")), "runs": 0}
+    return [{**device_record(gate["engine"], "", t, spec.batch, 0, untimed, peak_rss_mb=None, size_bytes=size,
+                             device=machine_info()),
+             "output": "wrong", "error": why, "parity": gate,
+             "inference_precision": spec.inference_precision or "f32"} for t in spec.threads]
 
 
 def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=None, checkpoint=None,
@@ -169,7 +212,7 @@ def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=No
           remote_python: str | None = None, benchmark_binary: str | None = None, profile: bool = False,
           out=None, engine: str | None = None, num_classes: int | None = None, layout: str = "nchw",
           wait: float | None = None, calib: str | None = None, quiet: bool = False,
-          max_seconds: float | None = None, json_out=None) -> list[dict]:
+          max_seconds: float | None = None, json_out=None, inference_precision: str | None = None) -> list[dict]:
     """Benchmark and return one record per (artifact, engine, threads); see the module docstring.
 
     ``runs=None`` on a target that runs the toolkit's own loop (host, ssh): measure until the
@@ -185,7 +228,7 @@ def bench(model=None, format: str = "onnx", precision: str = "fp32", artifact=No
     return run_bench(opts)
 
 
-def _file_subject(path: Path, input_size=None) -> Subject:
+def _file_subject(path: Path, input_size=None) -> tuple[Subject, dict]:
     """What a file is (its metadata: sidecar, else embedded, else ``input_size``), after checking
     that every file of its artifact is there and that it opens here where a runtime is installed."""
     from ..export.artifact import Artifact
@@ -198,14 +241,15 @@ def _file_subject(path: Path, input_size=None) -> Subject:
         raise UsageError(f"{path.name}: its {art.format.name} artifact lacks {', '.join(p.name for p in art.missing())}")
     meta = read_metadata(path, input_size=input_size)
     _check_opens(path, meta)
-    return Subject.of_artifact(path, meta, art.format.name)
+    return Subject.of_artifact(path, meta, art.format.name), meta
 
 
 def _subject(opts: BenchOptions, tgt: Target):
-    """(what RunSpec.artifact gets, its Subject): a file, exported on the fly if need be, or a module."""
+    """(what RunSpec.artifact gets, its Subject, its metadata): a file, exported on the fly if need
+    be, or a module (metadata None)."""
     if opts.artifact is not None:
         path = Path(opts.artifact)
-        return path, _file_subject(path, opts.input_size)
+        return path, *_file_subject(path, opts.input_size)
     if opts.format == "torch":
         from ..complexity import measure
         from ..models import create_model
@@ -215,7 +259,7 @@ def _subject(opts: BenchOptions, tgt: Target):
         module = create_model(opts.model, num_classes=opts.num_classes, checkpoint=opts.checkpoint,
                               input_size=opts.input_size)
         meta = module.edge_meta
-        return module, Subject(meta["name"], "torch", "fp32", meta["input_size"], None, measure(module).macs)
+        return module, Subject(meta["name"], "torch", "fp32", meta["input_size"], None, measure(module).macs), None
     from .cache import cached_export
 
     if opts.format not in tgt.formats:
@@ -226,7 +270,7 @@ def _subject(opts: BenchOptions, tgt: Target):
     path = cached_export(opts.model, opts.format, opts.precision, checkpoint=opts.checkpoint,
                          input_size=opts.input_size, num_classes=opts.num_classes, batch="dynamic" if dynamic else 1,
                          layout=opts.layout, calib=opts.calib, quiet=opts.quiet)
-    return path, _file_subject(path)
+    return path, *_file_subject(path)
 
 
 def run_bench(opts: BenchOptions) -> list[dict]:
@@ -243,13 +287,18 @@ def run_bench(opts: BenchOptions) -> list[dict]:
     if (runs is not None and int(runs) < 1) or warmup < 0:
         raise UsageError("--runs must be >= 1 and --warmup >= 0")
     try:
-        subject, facts = _subject(opts, tgt)
+        subject, facts, meta = _subject(opts, tgt)
         if facts.format not in tgt.formats:
             raise UsageError(f"target {tgt.name} cannot run {facts.format} files (it runs: {', '.join(tgt.formats)})")
         spec = RunSpec(artifact=subject, engine=opts.engine, threads=opts.threads, runs=int(runs) if runs else None,
                        max_seconds=None if runs else float(opts.max_seconds or DEFAULT_MAX_SECONDS), warmup=warmup,
-                       rounds=int(opts.rounds), batch=int(opts.batch), profile=opts.profile, cpus=opts.cpus)
-        records = tgt.run(spec)
+                       rounds=int(opts.rounds), batch=int(opts.batch), profile=opts.profile, cpus=opts.cpus,
+                       inference_precision=opts.inference_precision)
+        if spec.runs is None and not opts.quiet:  # said once the inputs are known good, before the wait
+            print(f"measuring until the median's 95% CI is within +-{TARGET_CI:.0%}, at most {spec.max_seconds:g} s "
+                  "per file (--max-seconds; --runs N for a fixed count)", file=sys.stderr)
+        gate = _quantized_gate(spec, facts, meta)
+        records = tgt.run(spec) if gate is None or gate["passed"] else _wrong_records(spec, facts, gate)
     finally:
         tgt.close()
     records = [complete_record(r, facts, target=tgt.name, emulated=tgt.emulated) for r in records]

@@ -38,6 +38,8 @@ def _ci(rec: dict) -> str:
 
 
 def _verdict(rec: dict) -> str:
+    if rec.get("output") == "wrong":
+        return "WRONG"
     v = (rec.get("stability") or {}).get("verdict")
     return "NOISY" if v == "noisy" else (v or "-")
 
@@ -46,52 +48,26 @@ def noisy(records: list[dict]) -> list[dict]:
     return [r for r in records if (r.get("stability") or {}).get("verdict") == "noisy"]
 
 
-_ENGINE_SHORT = {"onnxruntime": "ort", "tflite-runtime": "tflrt", "benchmark_model": "bm"}
-# Terminal columns in the order they are given up when the table is wider than the terminal.
-_TERM_COLUMNS = (("model", True), ("file", True), ("eng", False), ("thr", True), ("p50 ms", True),
-                 ("+-CI", True), ("spread", True), ("%peak", False), ("verdict", True))
-_TERM_DROP = ("short eng", "%peak", "eng")
+def terminal_rows(records: list[dict]) -> tuple[list, list[list]]:
+    """Columns (``cli.tables.Col``) and rows of the bench table for a terminal: the figures that
+    decide whether to trust a row; ``--json`` / ``--wide`` show the rest. A noisy row's model
+    starts with '!' and its verdict says NOISY."""
+    from ..cli.tables import Col
 
-
-def _term_row(rec: dict) -> dict:
-    lat = rec["latency_ms"]
-    frac = rec.get("fraction_of_peak")
-    spread = (rec.get("rounds") or {}).get("spread")
-    return {"model": str(rec.get("model")), "file": f"{rec.get('format')} {rec.get('precision')}",
-            "eng": str(rec.get("engine")), "thr": str(rec.get("threads")),
-            "p50 ms": _ms(lat.get("p50")), "+-CI": _ci(rec).replace("+-", ""),
-            "spread": f"{spread:.1%}" if spread is not None else "-", "%peak": f"{frac:.0%}" if frac else "-",
-            "verdict": _verdict(rec)}
-
-
-def terminal_table(records: list[dict], width: int = 80) -> str:
-    """The bench table for a terminal: whole numbers only, never wider than ``width``.
-
-    Columns the width cannot hold are left out (``--json`` has every field); noisy rows say
-    NOISY in capitals and start with '!'.
-    """
-    rows = [_term_row(r) for r in records]
-    cols = [c for c, _ in _TERM_COLUMNS]
-    left = {"model", "file", "eng"}
-
-    def render(cols):
-        w = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
-        fmt = lambda vals: "  " + " ".join(v.ljust(w[c]) if c in left else v.rjust(w[c]) for c, v in zip(cols, vals))
-        lines = [fmt(cols)] + [fmt([r[c] for c in cols]) for r in rows]
-        lines = [lines[0]] + [("!" + ln[1:]) if r["verdict"] == "NOISY" else ln for ln, r in zip(lines[1:], rows)]
-        return lines
-
-    lines = render(cols)
-    for drop in _TERM_DROP:
-        if max(len(x) for x in lines) <= width:
-            break
-        if drop == "short eng":
-            for r in rows:
-                r["eng"] = _ENGINE_SHORT.get(r["eng"], r["eng"])
-        else:
-            cols.remove(drop)
-        lines = render(cols)
-    return "\n".join(ln.rstrip() for ln in lines)
+    pct1 = lambda v: f"{v:.1%}"  # noqa: E731
+    cols = [Col("model"), Col("file"), Col("engine", drop=2), Col("thr", number=True),
+            Col("p50 ms", lambda v: f"{v:.3f}", number=True), Col("+-CI", pct1, number=True),
+            Col("spread", pct1, number=True), Col("GMAC/s", lambda v: f"{v:.2f}", number=True, drop=3),
+            Col("%peak", lambda v: f"{v:.0%}", number=True, drop=1), Col("verdict")]
+    rows = []
+    for r in records:
+        st = r.get("stability") or {}
+        bad = st.get("verdict") == "noisy"
+        rows.append([("! " if bad else "") + str(r.get("model")), f"{r.get('format')} {r.get('precision')}",
+                     r.get("engine"), r.get("threads"), r["latency_ms"].get("p50"), st.get("ci_halfwidth"),
+                     (r.get("rounds") or {}).get("spread"), r.get("gmacs_per_s"), r.get("fraction_of_peak"),
+                     _verdict(r)])
+    return cols, rows
 
 
 _CAUSE = {"ci_halfwidth": "wide CI", "spread": "rounds disagree", "cv": "high cv", "freq_change": "clock changed"}

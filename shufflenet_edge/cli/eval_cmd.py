@@ -23,7 +23,10 @@ _CLASS_COLS = (Col("class"), Col("accuracy", lambda v: f"{v:.2%}", number=True),
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--engine", default=None,
               help=f"Runtime for --artifact ({', '.join(n for n in ENGINES if n != 'torch')}).")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--inference-precision", type=click.Choice(["f32", "bf16"]), default=None,
+              help="OpenVINO only: f32 (pinned by default) or bf16 where the CPU has it.")
+@click.option("--threads", type=click.IntRange(min=1, max=256), default=1, show_default=True,
+              help="CPU threads of the runtime (or of torch, for a checkpoint), as in every command.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (top1, top5, n, per_class, confusion, ...).")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix as a PNG.")
 @click.option("--wide", is_flag=True, help="Never fold long class names, however wide the table gets.")
@@ -31,8 +34,8 @@ _CLASS_COLS = (Col("class"), Col("accuracy", lambda v: f"{v:.2%}", number=True),
               help="H or HxW for an --artifact whose metadata (sidecar or embedded) does not give it.")
 @click.option("--preprocessing", default=None,
               help="For an --artifact without metadata: digits | cifar10 | imagenet | JSON {\"mean\": [..], \"std\": [..]}.")
-def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, threads, as_json, plot, wide=False,
-                 input_size=None, preprocessing=None):
+def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, threads, as_json, plot,
+                 inference_precision, wide=False, input_size=None, preprocessing=None):
     """Top-1/top-5, per-class accuracy and confusion of a checkpoint or exported file."""
     from ..errors import UsageError
     from ..evaluate import evaluate
@@ -42,7 +45,8 @@ def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, t
     if artifact is not None and checkpoint is not None:
         raise UsageError("give --checkpoint or --artifact, not both")
     r = evaluate(model=model, checkpoint=checkpoint, artifact=artifact, data=data, split=split, batch_size=batch_size,
-                 engine=engine, threads=threads, plot=plot, input_size=input_size, preprocessing=preprocessing)
+                 engine=engine, threads=threads, plot=plot, input_size=input_size, preprocessing=preprocessing,
+                 inference_precision=inference_precision)
     if as_json:
         print_json(r)
         return
@@ -58,9 +62,5 @@ def eval_command(model, checkpoint, artifact, data, split, batch_size, engine, t
             ", ".join(f"{p['actual']} -> {p['predicted']} ({p['count']})" for p in r["most_confused"]))
     for note in r.get("notes", []):
         say(f"note: {note}")
-    if r.get("verified") is False:
-        from ..export.artifact import unverified_note
-
-        say(f"note: {unverified_note(r['artifact'], {})}")
     if plot:
         say(f"confusion matrix: {r['plot']}")

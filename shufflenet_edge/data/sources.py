@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..model_meta import MAX_CLASSES
 from .spec import DataSpec
 
 SPLITS = ("train", "val", "test")
@@ -56,15 +57,32 @@ class Split:
 
 
 def read_image(path: Path) -> np.ndarray:
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        # PIL only warns between 89 and 179 megapixels: a decompression bomb either way
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise UsageError(f"image not found: {path}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UsageError(f"image {path} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels: "
+                         "a decompression bomb?); resize it or remove it from the data") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise UsageError(f"cannot read image {path}: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}") from None
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} {path} is not a text file (not UTF-8): expected tab-separated lines") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
 def _need_dir(path: Path, what: str) -> Path:
@@ -124,14 +142,25 @@ def _npy(spec: DataSpec, split: str) -> Split:
     x = _load_npy(spec.path, "npy data")
     if x.ndim != 4 or not np.issubdtype(x.dtype, np.floating):
         raise UsageError(f"npy data {spec.path} must be float N x C x H x W, got {x.dtype} {list(x.shape)}")
+    if not x.size:
+        raise UsageError(f"npy data {spec.path} is empty (shape {list(x.shape)}): it needs at least one N x C x H x W sample")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = np.argwhere(~finite)[0]
+        raise UsageError(f"npy data {spec.path} holds {int((~finite).sum())} NaN/inf values (first in sample {bad[0]}): "
+                         "clean or drop those samples")
     y = None
     if spec.labels_path is not None:
         y = _load_npy(spec.labels_path, "npy labels")
         if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) or (len(y) and y.min() < 0):
             raise UsageError(f"npy labels {spec.labels_path} must be {len(x)} non-negative integers, got {y.dtype} {list(y.shape)}")
+        if int(y.max()) >= MAX_CLASSES:
+            raise UsageError(f"npy labels {spec.labels_path} hold label {int(y.max())}: labels must be class indices "
+                             f"0..K-1 with K at most {MAX_CLASSES:,}")
         y = y.astype(np.int64)
     n_classes = int(y.max()) + 1 if y is not None and len(y) else 0
-    return Split(split, y, [str(i) for i in range(n_classes)], arrays=np.ascontiguousarray(x, dtype=np.float32))
+    return Split(split, y, [str(i) for i in range(n_classes)], arrays=x)
 
 
 # --- CIFAR-10 python batches -------------------------------------------------------------------
@@ -182,7 +211,11 @@ def _cifar10(spec: DataSpec, split: str) -> Split:
     if meta.is_file():
         names = _read_pickle(meta).get("label_names")
         if names:
-            classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+            if not isinstance(names, (list, tuple)) or len(names) != len(CIFAR10_CLASSES):
+                count = len(names) if isinstance(names, (list, tuple)) else type(names).__name__
+                raise UsageError(f"CIFAR-10 {meta} names {count} classes, CIFAR-10 has {len(CIFAR10_CLASSES)}: "
+                                 "fix or remove batches.meta (the standard names are used without it)")
+            classes = [n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names]
     files = [root / f"data_batch_{i}" for i in range(1, 6)] if split == "train" else [root / "test_batch"]
     parts = [_cifar_batch(f) for f in files]
     images = np.ascontiguousarray(np.concatenate([p[0] for p in parts]))
@@ -199,7 +232,7 @@ def _images_in(folder: Path) -> list[Path]:
 def _tiny_classes(root: Path) -> tuple[list[str], list[str]]:
     wnids_file = root / "wnids.txt"
     if wnids_file.is_file():
-        wnids = [ln.strip() for ln in wnids_file.read_text().splitlines() if ln.strip()]
+        wnids = [ln.strip() for ln in _read_text(wnids_file, "Tiny ImageNet wnids").splitlines() if ln.strip()]
     else:
         wnids = sorted(p.name for p in _need_dir(root / "train", "Tiny ImageNet train directory").iterdir() if p.is_dir())
     if not wnids:
@@ -233,7 +266,7 @@ def _tinyimagenet(spec: DataSpec, split: str) -> Split:
         ann = root / "val" / "val_annotations.txt"
         if not ann.is_file():
             raise UsageError(f"Tiny ImageNet annotations not found: {ann}")
-        for n, ln in enumerate(ann.read_text().splitlines(), start=1):
+        for n, ln in enumerate(_read_text(ann, "Tiny ImageNet annotations").splitlines(), start=1):
             if not ln.strip():
                 continue
             cols = ln.split("\t")
@@ -254,17 +287,21 @@ def _tinyimagenet(spec: DataSpec, split: str) -> Split:
 def _imagefolder(spec: DataSpec, split: str) -> Split:
     root = _need_dir(spec.path, "image folder")
     train_dir = _need_dir(root / "train", "image folder train directory")
-    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir())
+    # a class folder without images is not a class: it would be an output no image can train
+    classes = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and _images_in(p))
     if not classes:
-        raise UsageError(f"image folder {train_dir} has no class subdirectories")
+        raise UsageError(f"image folder {train_dir} has no class subdirectories with images")
     sub = {"train": "train", "val": "val", "test": "test" if (root / "test").is_dir() else "val"}[split]
     folder = _need_dir(root / sub, f"image folder {sub} directory")
     index = {c: i for i, c in enumerate(classes)}
     files: list[Path] = []
     labels: list[int] = []
     for d in sorted(p for p in folder.iterdir() if p.is_dir()):
+        if d.name not in index and folder == train_dir:
+            continue  # a training folder without images: not a class
         if d.name not in index:
-            raise UsageError(f"class folder {d} is not among the training classes in {train_dir}")
+            why = f" ({train_dir / d.name} has no images)" if (train_dir / d.name).is_dir() else ""
+            raise UsageError(f"class folder {d} is not among the training classes in {train_dir}{why}")
         found = _images_in(d)
         files += found
         labels += [index[d.name]] * len(found)

@@ -11,14 +11,16 @@ latest browser report in the results folder; else :data:`PREFERENCE`.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..export.artifact import is_verified
 from ..export.formats import FORMATS, SUFFIXES
+from ..export.metadata import embedded_metadata, is_verified
+from ..runtime.engines import EngineError, check_metadata
 from .paths import inside
 
 MAX_JSON_BYTES = 4 << 20  # sidecars and reports are a few kB; a huge file is not read into memory
@@ -49,6 +51,17 @@ def read_json(path: Path):
         return None
 
 
+def _inside_file(path: Path) -> dict:
+    """The metadata an export embeds in the file, parsed once per file version (listings repeat)."""
+    st = path.stat()
+    return _embedded(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _embedded(path: str, mtime_ns: int, size: int) -> dict:
+    return embedded_metadata(path)
+
+
 def _check(models_dir: Path, rel: str) -> tuple[Entry | None, str | None]:
     """(entry, None) for an offered file; (None, why) for a visible file that is not; (None, None)
     for anything hidden, outside the folder or not a model file (never mentioned)."""
@@ -56,10 +69,16 @@ def _check(models_dir: Path, rel: str) -> tuple[Entry | None, str | None]:
     path = inside(models_dir, rel)
     if fmt is None or path is None or _hidden(rel) or _hidden(path.relative_to(models_dir.resolve()).as_posix()):
         return None, None
-    side = inside(models_dir, rel + ".json")  # a sidecar linked out of the folder counts as missing
-    meta = read_json(side) if side is not None else None
-    if not isinstance(meta, dict):
-        return None, f"no readable metadata ({Path(rel).name}.json): export it with `edge export`"
+    # the one metadata rule of eval and bench: the sidecar, else the metadata inside the file; a
+    # sidecar linked out of the folder counts as missing (never read)
+    side = inside(models_dir, rel + ".json")
+    meta, source = (read_json(side), f"{rel}.json") if side is not None else (_inside_file(path), f"the metadata inside {rel}")
+    if not meta:
+        return None, f"no readable metadata (no {Path(rel).name}.json, none inside the file): export it with `edge export`"
+    try:  # the same type and range checks as eval and bench: the page feeds the file by these fields
+        check_metadata(meta, source)
+    except EngineError as exc:
+        return None, str(exc)
     if not is_verified(meta):
         return None, "unverified: its metadata holds no passing parity result (re-export it with `edge export`)"
     return Entry(rel, path, fmt, meta), None

@@ -1,8 +1,8 @@
 """The page's ``Run benchmark`` report -> ``edge bench`` records (the same keys as every target's).
 
 The page sends its raw per-run milliseconds, split in rounds as ``runtime/timing.py`` splits
-them; the statistics are computed here with ``timing.stats_ms``, so a browser's p50 means what
-a board's p50 means.
+them; the statistics and the stable/noisy verdict are computed here with ``timing.summarize``,
+so a browser's p50 (and its verdict) means what a board's means.
 """
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import datetime as dt
 import re
 from pathlib import Path
 
-import numpy as np
-
 from ..export.artifact import Artifact
 from ..export.formats import FORMATS
 from ..io_utils import write_json
 from ..record import Subject, complete_record
 from ..runtime.runner import device_record
-from ..runtime.timing import stats_ms
+from ..runtime.timing import summarize
 from .catalog import find
 from .report_checks import ReportError, check_report
 
@@ -36,12 +34,13 @@ def build_record(report, models_dir: Path) -> dict:
     if ENGINES.get(engine) != entry.format:
         raise ReportError(f"engine {engine!r} does not run {artifact.suffix} files")
     rounds = rep["rounds_ms"]
-    samples = [v for r in rounds for v in r]
-    medians = [float(np.median(r)) for r in rounds]
     ua = rep["user_agent"]
-    timed = {"latency_ms": stats_ms(np.asarray(samples) / 1e3), "runs": len(samples),
-             "rounds": {"n": len(rounds), "p50_ms": [round(m, 4) for m in medians],
-                        "spread": max(medians) / min(medians) - 1.0}}
+    # the page's rounds, summarized as runtime/timing.py summarizes the host's: statistics,
+    # samples and the stable/noisy verdict (no /proc on a phone's browser: no CPU share)
+    timed = {**summarize([[v / 1e3 for v in r] for r in rounds], {"load_1min": [None, None], "others_cpu_share": None},
+                         rep["threads"]),
+             "measure": {"mode": "fixed", "stopped": "fixed", "elapsed_s": None, "max_seconds": None,
+                         "target_ci": None}}
     device = {"machine": rep["platform"] or "unknown", "cpu": "unknown (browser)", "cores": rep["hardware_concurrency"],
               "governor": None, "target": f"browser:{ua}", "emulated": False, "user_agent": ua,
               "cross_origin_isolated": rep["cross_origin_isolated"]}

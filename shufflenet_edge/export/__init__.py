@@ -227,12 +227,18 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
         input_q = info.pop("input_quantization", None)
         side = sidecar(meta, fmt.name, precision, layout, batch, cx.macs, cx.params, input_q,
                        exporter=info.pop("converter", fmt.tool), **info)
-        # the files carry their metadata too (ONNX metadata_props, a TFLite metadata entry): a lost sidecar loses nothing
-        if fmt.post_write:
-            getattr(importlib.import_module(f"{__name__}.{fmt.converter}"), fmt.post_write)(staged.path, side)
+        # the files carry their metadata too (ONNX metadata_props, a TFLite metadata entry): a lost sidecar loses
+        # nothing. Embedded before the parity check, so the bytes checked are the bytes written; again after it
+        # with the result, so the file alone still says it was verified (only the metadata differs).
+        embed = getattr(importlib.import_module(f"{__name__}.{fmt.converter}"), fmt.post_write) if fmt.post_write \
+            else None
+        if embed:
+            embed(staged.path, side)
         side["parity"] = _parity(net, staged, parity_inputs((h, w), calib_x), side, precision, verbose)
         side["calibration"] = None if calib_x is None or precision != "int8" else {
             "source": calib or "random", "n": int(len(calib_x))}
+        if embed:
+            embed(staged.path, side)
         if staged.missing():
             raise RuntimeFailure(f"the {fmt.name} converter did not write {', '.join(p.name for p in staged.missing())}")
         write_json(staged.sidecar, side)

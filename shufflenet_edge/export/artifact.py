@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .formats import Format, format_of
+from .metadata import is_verified, parity_passed  # noqa: F401  (the one rule, re-exported)
 
 
 @dataclass(frozen=True)
@@ -81,50 +82,9 @@ def commit(staged: Artifact, dest: Artifact) -> None:
     os.replace(staged.sidecar, dest.sidecar)
 
 
-def parity_passed(parity: dict | None, precision: str | None) -> bool:
-    """Did this parity result pass the export's gate? fp32 must match PyTorch within the
-    allclose-style bound; other precisions must have run and given finite figures."""
-    import math
-
-    if not isinstance(parity, dict):
-        return False
-    if parity.get("passed") is False:
-        return False
-
-    def finite(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-    if not finite(parity.get("max_abs_diff")) or not all(finite(parity[k]) for k in ("cosine", "top1_agreement")
-                                                         if k in parity):
-        return False
-    if parity.get("passed") is True:
-        return True
-    if precision == "fp32":
-        from .parity import fp32_tolerance
-
-        return parity["max_abs_diff"] <= fp32_tolerance(parity)
-    return True
-
-
-def is_verified(meta) -> bool:
-    """An artifact is verified when its sidecar holds a passing parity result.
-
-    ``meta`` is the sidecar's content (dict), or the path of an artifact or of its sidecar.
-    """
-    if not isinstance(meta, dict):
-        from ..runtime.engines import EngineError, load_sidecar
-
-        path = str(meta)
-        try:
-            meta = load_sidecar(path[: -len(".json")] if path.endswith(".json") else path)
-        except EngineError:
-            return False
-    return parity_passed(meta.get("parity"), meta.get("precision"))
-
-
 def unverified_note(path, meta: dict | None = None) -> str | None:
     """The one-line note eval, bench and the demo give for a file that is not verified, else None."""
     if is_verified(meta if meta is not None else path):
         return None
-    return (f"{Path(path).name} is not verified (its sidecar holds no passing parity check against PyTorch); "
-            "edge export writes verified files")
+    return (f"{Path(path).name} is not verified: an unverified file, its metadata holds no passing parity check "
+            "against PyTorch (edge export writes verified files)")

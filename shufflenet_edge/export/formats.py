@@ -38,10 +38,16 @@ class Format:
     post_write: str | None = None  # function (path, sidecar) in the converter module, run before the parity check
     notes: dict[str, str] = field(default_factory=dict)  # precision -> warning printed on export
     browser_engine: str | None = None  # the demo page's runtime for these files
+    refusals: dict = field(default_factory=dict)  # precision -> why it is not offered (one line, for the user)
 
     @property
     def suffix(self) -> str:
         return self.files[0]
+
+    @property
+    def companions(self) -> tuple[str, ...]:
+        """Suffixes of the artifact's other files, written beside the one a runtime opens."""
+        return self.files[1:]
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -83,6 +89,17 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     }, "litert-torch; PT2E int8; ai-edge-quantizer fp16/dynamic",
         packages=("torch", "torchao", "litert-torch", "ai-edge-quantizer", "ai-edge-litert"),
         post_write="embed_metadata", browser_engine="tfjs-tflite"),
+    Format("ncnn", (".param", ".bin"), "ncnn_export", {
+        "fp32": Recipe("float32 (.param graph + .bin weights, via pnnx)"),
+        "fp16": Recipe("float16 weights in the .bin (ncnn fp16 storage)"),
+    }, "pnnx", packages=("torch", "pnnx", "ncnn"), layouts=("nchw",),
+        refusals={"int8": "ncnn int8 needs ncnn2table and ncnn2int8, which are not in the ncnn or pnnx wheels on "
+                          "PyPI; use --format tflite or pte for int8"}),
+    Format("pte", (".pte",), "pte_export", {
+        "fp32": Recipe("float32, every ShuffleNet op delegated to XNNPACK"),
+        "int8": Recipe("PT2E XNNPACKQuantizer: int8 per-channel weights, int8 activations, float32 input/output"),
+    }, "torch.export + ExecuTorch XnnpackPartitioner; PT2E XNNPACKQuantizer int8",
+        packages=("torch", "torchao", "executorch")),
 )}
 
 # Derived views (kept for callers and --help).
@@ -109,12 +126,16 @@ def format_of(path) -> Format:
 
 
 def check_combo(fmt: Format, precision: str, batch, layout: str) -> None:
+    if precision in fmt.refusals:
+        raise UsageError(fmt.refusals[precision])
     if precision not in fmt.precisions:
         raise UsageError(f"precision '{precision}' is not available for {fmt.name} (choose from: {', '.join(fmt.precisions)})")
+    if layout not in LAYOUTS:
+        raise UsageError(f"unknown layout '{layout}' (choose from: {', '.join(LAYOUTS)})")
     if batch not in fmt.batches:
         raise UsageError(f"--batch {batch} is not available for {fmt.name} (its files have a fixed batch of 1)")
     if layout not in fmt.layouts:
-        raise UsageError(f"unknown layout '{layout}' (choose from: {', '.join(fmt.layouts)})")
+        raise UsageError(f"--layout {layout} is not available for {fmt.name} (it takes: {', '.join(fmt.layouts)})")
 
 
 def file_name(model: str, input_size, precision: str, layout: str, fmt: Format) -> str:

@@ -133,3 +133,38 @@ def parse_preprocessing(text) -> dict | None:
     if not isinstance(pre, dict):
         raise UsageError(f"bad --preprocessing '{value[:60]}': use {', '.join(named)} or a JSON object")
     return {"channel_order": "RGB", "pixel_scale": 255.0, **pre}
+
+
+def parity_passed(parity: dict | None, precision: str | None) -> bool:
+    """Did this parity result pass the export's gate? fp32 must match PyTorch within the
+    allclose-style bound; other precisions must have run and given finite figures."""
+    import math
+
+    if not isinstance(parity, dict) or parity.get("passed") is False:
+        return False
+
+    def finite(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not finite(parity.get("max_abs_diff")) or not all(finite(parity[k]) for k in ("cosine", "top1_agreement")
+                                                         if k in parity):
+        return False
+    if parity.get("passed") is True or precision != "fp32":
+        return True
+    from .parity import fp32_tolerance
+
+    return parity["max_abs_diff"] <= fp32_tolerance(parity)
+
+
+def is_verified(metadata) -> bool:
+    """An artifact is verified when its metadata (sidecar, else embedded) holds a passing parity
+    result; ``metadata`` is that dict, or the path of an artifact or of its sidecar."""
+    if not isinstance(metadata, dict):
+        from ..runtime.engines import EngineError, load_sidecar
+
+        path = str(metadata)
+        try:
+            metadata = load_sidecar(path[: -len(".json")] if path.endswith(".json") else path)
+        except EngineError:
+            return False
+    return parity_passed(metadata.get("parity"), metadata.get("precision"))

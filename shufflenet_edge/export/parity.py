@@ -46,3 +46,59 @@ def check(model, path, x_nchw: np.ndarray, metadata: dict, engine: str | None = 
     result = compare(reference, got)
     result["engine"] = eng.name
     return result
+
+
+# The bar a file's output must clear in an engine other than the one that verified it at
+# export (OpenVINO on an int8 ONNX file, the sweep's every engine): fp32 the allclose bound
+# above, lower precisions a cosine against the reference (quantized files are judged on real
+# images where the sidecar names its calibration data).
+PASS_COSINE = {"fp16": 0.999, "int8": 0.99, "dynamic": 0.99}
+
+
+def passed(parity: dict, precision: str | None) -> bool:
+    if precision in PASS_COSINE:
+        return parity["cosine"] >= PASS_COSINE[precision]
+    return parity["max_abs_diff"] <= fp32_tolerance(parity)
+
+
+def bar(precision: str | None) -> str:
+    """The bar in words, for the one-line verdicts."""
+    if precision in PASS_COSINE:
+        return f"cosine >= {PASS_COSINE[precision]}"
+    return f"max abs diff <= {FP32_MAX_ABS_DIFF:g} + {FP32_REL_DIFF:g} x |output|"
+
+
+def sidecar_inputs(metadata: dict, n: int = N_INPUTS) -> np.ndarray:
+    """Parity inputs for a file known only by its sidecar: its calibration images when they can
+    be loaded here, else the fixed standard-normal ones."""
+    size = metadata.get("input_size") or [224, 224]
+    source = (metadata.get("calibration") or {}).get("source")
+    if source and source != "random":
+        try:
+            from ..data import calibration_array
+
+            return calibration_array(source, tuple(size), n, metadata.get("preprocessing"), seed=1)
+        except Exception:  # data not at hand on this machine: fall back to the fixed inputs
+            pass
+    return parity_inputs(tuple(size))
+
+
+def engine_check(path, engine: str, metadata: dict, reference, **options) -> dict:
+    """Parity of ``engine`` on ``path`` against ``reference``: a torch.nn.Module, or the name of
+    the engine that verified the file at export. Adds ``engine``, ``reference`` and ``passed``."""
+    from ..runtime import open_engine
+
+    x = sidecar_inputs(metadata)
+    if isinstance(reference, str):
+        want = open_engine(path, engine=reference, threads=1, metadata=metadata).predict(x)
+        ref_name = reference
+    else:
+        import torch
+
+        with torch.no_grad():
+            want = reference(torch.from_numpy(x)).numpy()
+        ref_name = "pytorch"
+    got = open_engine(path, engine=engine, threads=1, metadata=metadata, **options).predict(x)
+    result = compare(want, got)
+    result.update(engine=engine, reference=ref_name, passed=passed(result, metadata.get("precision")))
+    return result

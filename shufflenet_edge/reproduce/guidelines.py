@@ -162,7 +162,8 @@ class MicroNet(nn.Module):
         self.cfg = cfg
         self.c = cfg.in_channels
         self.body = nn.Sequential(*_blocks(cfg))
-        self.edge_meta = {"name": cfg.name, "input_size": list(input_hw(self.c)), "num_classes": 0,
+        # no classifier: num_classes None (metadata checks want a class count >= 1 when one is given)
+        self.edge_meta = {"name": cfg.name, "input_size": list(input_hw(self.c)), "num_classes": None,
                           "micro": cfg.to_dict()}
 
     def extra_repr(self) -> str:  # in the export cache's structure hash: the options repr() would not show
@@ -183,7 +184,7 @@ def body_complexity(cfg: Micro):
 
     net = build(cfg)
     body = net.body
-    body.edge_meta = {"name": cfg.name, "input_size": [HW, HW], "num_classes": 0}
+    body.edge_meta = {"name": cfg.name, "input_size": [HW, HW], "num_classes": None}
     return measure(body, (HW, HW), in_channels=net.c)
 
 

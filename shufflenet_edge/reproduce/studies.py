@@ -101,7 +101,9 @@ def _cached(subject, fmt: str, precision: str, size) -> bool:
 
 def plan(study: str, s: Settings) -> list[Job]:
     """The jobs of one study under (already effective) settings."""
-    combos = [(f, p) for f in s.formats for p in s.precisions]
+    from ..export.formats import get_format
+
+    combos = [(f, p) for f in s.formats for p in s.precisions if p in get_format(f).precisions]  # ncnn: no int8
     jobs: list[Job] = []
     if study == "v1-table8":
         for size in s.resolutions:
@@ -120,7 +122,7 @@ def plan(study: str, s: Settings) -> list[Job]:
 
         for cfg in configs(s.multipliers):
             macs = body_complexity(cfg).macs
-            for f, p in [(f, p) for f in s.formats for p in s.guideline_precisions]:
+            for f, p in [(f, p) for f in s.formats for p in s.guideline_precisions if p in get_format(f).precisions]:
                 jobs.append(Job(study, cfg, f, p, (HW, HW), macs, cached=_cached(cfg, f, p, (HW, HW))))
     else:
         raise UsageError(f"unknown study '{study}' (choose from: {', '.join(STUDIES)}, all)")
@@ -218,31 +220,27 @@ def export_all(jobs: list[Job], workers: int, on_done=None) -> dict:
 
     todo = [j for j in jobs if not j.cached]
     errors: dict = {}
-    if not todo:
-        return errors
+
+    def finished(j: Job, sec: float, err: str | None, usage: bool) -> None:
+        j.result["export_s"] = round(sec, 2)
+        if err:
+            errors[config_key(j)] = (err, usage)
+        if on_done:
+            on_done(j)
+
     if workers <= 1:
         for j in todo:
-            sec, err, usage = _export_worker(j, os.cpu_count() or 1)
-            j.result["export_s"] = round(sec, 2)
-            if err:
-                errors[config_key(j)] = (err, usage)
-            if on_done:
-                on_done(j)
+            finished(j, *_export_worker(j, os.cpu_count() or 1))
         return errors
     per_worker = max(1, (os.cpu_count() or 1) // workers)
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         futs = {pool.submit(_export_worker, j, per_worker): j for j in todo}
         for fut in cf.as_completed(futs):
-            j = futs[fut]
             try:
-                sec, err, usage = fut.result()
+                got = fut.result()
             except Exception as exc:  # the worker process died (out of memory, a converter's abort)
-                sec, err, usage = 0.0, f"conversion process failed: {type(exc).__name__}: {exc}"[:300], False
-            j.result["export_s"] = round(sec, 2)
-            if err:
-                errors[config_key(j)] = (err, usage)
-            if on_done:
-                on_done(j)
+                got = (0.0, f"conversion process failed: {type(exc).__name__}: {exc}"[:300], False)
+            finished(futs[fut], *got)
     return errors
 
 
@@ -264,9 +262,10 @@ def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True
     workers = max(1, min(int(s.export_workers or os.cpu_count() or 1), sum(1 for j in uniq if not j.cached) or 1))
     est_x = {id(j): export_estimate_s(j) / workers for j in uniq}
     est_t = {id(j): time_estimate_s(j, s, emulated) for j in uniq}
-    bar = tqdm(total=round(sum(est_x.values()) + sum(est_t.values())), unit="est-s", disable=not progress,
+    # progress in estimated seconds of work (conversions and timing), so the ETA is a time
+    bar = tqdm(total=round(sum(est_x.values()) + sum(est_t.values())), unit="s of work", disable=not progress,
                dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} est-s [{elapsed}<{remaining}] {postfix}")
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} s of estimated work [{elapsed}<{remaining}] {postfix}")
     ran_any = False
     try:
         bar.set_postfix_str(f"converting {sum(1 for j in uniq if not j.cached)} file(s) in {workers} process(es)")

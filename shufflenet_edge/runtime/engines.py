@@ -8,6 +8,7 @@ logits in ``finish``, so timing loops can time ``invoke`` alone.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -98,6 +99,28 @@ def check_metadata(meta, source: str) -> dict:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+@contextlib.contextmanager
+def _no_native_info():
+    """TFLite's C++ prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on fd 2 when
+    it applies the delegate (in allocate_tensors), on every run: keep that off the user's terminal.
+    Failures still surface, as the Python exception raised inside."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except (OSError, ValueError, AttributeError):  # no real fd 2 (embedded interpreter): nothing to hide
+        yield
+        return
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _fixed(d) -> bool:
@@ -278,7 +301,8 @@ class _TFLiteEngine(Engine):
         cls = self._interpreter_class()
         try:
             self.interp = cls(model_path=self.path, num_threads=self.threads)
-            self.interp.allocate_tensors()
+            with _no_native_info():
+                self.interp.allocate_tensors()
         except Exception as exc:
             raise EngineError(f"{self.name} cannot load {self.path}: {_first_line(exc)}") from None
         self.inp = self.interp.get_input_details()[0]
@@ -355,6 +379,203 @@ def engines_for(fmt: str) -> tuple[str, ...]:
 def suffix_formats() -> dict[str, str]:
     """Suffix of the file an engine opens -> format name, from the registered engines."""
     return {suffix: fmt for cls in ENGINES.values() for fmt, suffix in cls.formats.items() if suffix}
+
+
+@register
+class NcnnEngine(Engine):
+    """ncnn (Tencent) on a pnnx-converted ``.param`` + ``.bin`` pair: one image per call (ncnn
+    Mats have no batch axis). Options default to what measured fastest and correct here (see
+    ``NCNN_OPTIONS``); fp32 files run with fp16/bf16 storage off, so fp32 means fp32."""
+
+    name = "ncnn"
+    formats = {"ncnn": ".param"}
+    module = "ncnn"
+    # use_sgemm_convolution off: 5-8% faster on x86 (toolchain.md; re-measure with bench/ncnn_options.py);
+    # packing layout on: off was 7-29% slower.
+    NCNN_OPTIONS = {"use_sgemm_convolution": False, "use_packing_layout": True}
+
+    def __init__(self, path, threads=1, metadata=None, options: dict | None = None):
+        super().__init__(path, threads, metadata)
+        try:
+            import ncnn
+        except ImportError:
+            raise EngineError("ncnn is not installed (pip install ncnn)") from None
+        self.runtime_version = getattr(ncnn, "__version__", "")
+        weights = self.companions()[0]
+        if not os.path.isfile(weights):
+            raise EngineError(f"ncnn weights not found: {weights} (a .param needs its .bin beside it)")
+        self.net = ncnn.Net()
+        opt = self.net.opt
+        opt.num_threads = self.threads
+        half = (self.metadata.get("precision") or "fp32") == "fp16"
+        opt.use_fp16_storage = opt.use_fp16_packed = half
+        opt.use_fp16_arithmetic = opt.use_bf16_storage = False
+        opt.use_int8_inference = False
+        for key, value in {**self.NCNN_OPTIONS, **(options or {})}.items():
+            setattr(opt, key, bool(value))
+        self.options = {k: bool(getattr(opt, k)) for k in self.NCNN_OPTIONS}
+        if self.net.load_param(self.path) != 0:
+            raise EngineError(f"ncnn cannot load {self.path}: not a valid ncnn .param file")
+        if self.net.load_model(weights) != 0:
+            raise EngineError(f"ncnn cannot load {weights}: not the weights of {os.path.basename(self.path)}")
+        self.input_name = self.net.input_names()[0]
+        self.output_name = self.net.output_names()[0]
+        size = self.metadata.get("input_size")
+        self._shape = [1, 3, int(size[0]), int(size[1])] if size else [1, 3, -1, -1]
+        self.batch_fixed = 1
+        self._mat = ncnn.Mat
+
+    def companions(self):
+        return [os.path.splitext(self.path)[0] + ".bin"]
+
+    def input_shape(self):
+        return self._shape
+
+    def prepare(self, x):
+        x = np.ascontiguousarray(x[0], dtype=np.float32)
+        return x, self._mat(x)  # the Mat wraps x's memory: keep x alive with it
+
+    def invoke(self, native):
+        ex = self.net.create_extractor()
+        ex.input(self.input_name, native[1])
+        ret, out = ex.extract(self.output_name)
+        if ret != 0:
+            raise EngineError(f"ncnn failed to run {os.path.basename(self.path)} (code {ret})")
+        return np.array(out)
+
+    def finish(self, raw):
+        return np.asarray(raw, dtype=np.float32).reshape(1, -1)
+
+    def close(self):
+        self.net.clear()
+
+
+_ET_POOL = [None]  # ExecuTorch's XNNPACK threadpool is per process: the thread count last set
+
+
+@register
+class ExecuTorchEngine(Engine):
+    """ExecuTorch's runtime (``executorch.runtime``) on a ``.pte`` program. Its pybindings link
+    libtorch, so it takes and gives torch tensors. XNNPACK's threadpool is one per process:
+    each call makes sure it has this engine's thread count."""
+
+    name = "executorch"
+    formats = {"pte": ".pte"}
+    module = "executorch"
+
+    def __init__(self, path, threads=1, metadata=None):
+        super().__init__(path, threads, metadata)
+        try:
+            import executorch
+            import torch
+            from executorch.extension.pybindings import portable_lib
+            from executorch.runtime import Runtime
+        except ImportError:
+            raise EngineError("executorch is not installed (pip install executorch)") from None
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            self.runtime_version = version("executorch")
+        except PackageNotFoundError:
+            self.runtime_version = getattr(executorch, "__version__", "")
+        self._torch, self._reset_pool = torch, portable_lib._unsafe_reset_threadpool
+        try:
+            program = Runtime.get().load_program(self.path)
+            self.method = program.load_method("forward")
+        except Exception as exc:
+            raise EngineError(f"executorch cannot load {self.path}: {_first_line(exc)}") from None
+        self.program = program
+        size = self.metadata.get("input_size")
+        h, w = (int(size[0]), int(size[1])) if size else (-1, -1)
+        self._shape = [1, h, w, 3] if self.layout == "nhwc" else [1, 3, h, w]
+        self.batch_fixed = 1
+
+    def input_shape(self):
+        return self._shape
+
+    def prepare(self, x):
+        return self._torch.from_numpy(self._to_layout(x))
+
+    def invoke(self, native):
+        if _ET_POOL[0] != self.threads:
+            self._reset_pool(self.threads)
+            _ET_POOL[0] = self.threads
+        try:
+            return self.method.execute([native])[0]
+        except Exception as exc:
+            raise EngineError(f"executorch failed to run {os.path.basename(self.path)}: {_first_line(exc)}") from None
+
+    def finish(self, raw):
+        return raw.detach().numpy().astype(np.float32, copy=False)
+
+
+def _openvino():
+    """Import OpenVINO with its telemetry off: ``import openvino`` otherwise loads
+    openvino_telemetry, sends an "import" event and writes a client id under ~/intel. OpenVINO
+    falls back to its own no-op stub when that package cannot be imported, which is what a
+    ``None`` entry in sys.modules makes it do (nothing written, nothing sent)."""
+    import sys
+
+    if "openvino" not in sys.modules:
+        for mod in ("openvino_telemetry", "openvino_telemetry.backend"):
+            sys.modules.setdefault(mod, None)
+    import openvino
+
+    return openvino
+
+
+@register
+class OpenVINOEngine(Engine):
+    """OpenVINO's CPU plugin on the toolkit's ONNX files. Its default precision on CPUs with
+    AMX or AVX-512 BF16 is bf16, silently: here f32 is pinned unless bf16 is asked for, and bf16
+    is refused where the CPU has no bf16 support (OpenVINO would emulate nothing, only drop to f32)."""
+
+    name = "openvino"
+    formats = {"onnx": ".onnx"}
+    module = "openvino"
+    INFERENCE_PRECISIONS = ("f32", "bf16")
+
+    def __init__(self, path, threads=1, metadata=None, inference_precision: str | None = None):
+        super().__init__(path, threads, metadata)
+        try:
+            ov = _openvino()
+        except ImportError:
+            raise EngineError("openvino is not installed (pip install openvino)") from None
+        self.runtime_version = ov.__version__.split("-")[0]
+        precision = (inference_precision or "f32").lower()
+        if precision not in (*self.INFERENCE_PRECISIONS, "default"):  # default: OpenVINO's own choice (peers)
+            raise EngineError(f"unknown inference precision '{precision}' (choose from: f32, bf16)")
+        core = ov.Core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise EngineError("--inference-precision bf16 needs a CPU with bf16 support (AVX-512 BF16 or AMX); "
+                              "this CPU has none: run f32")
+        self.inference_precision = precision
+        try:
+            model = core.read_model(self.path)
+            config = {"INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+                      "ENABLE_CPU_PINNING": False}
+            if precision != "default":
+                config["INFERENCE_PRECISION_HINT"] = precision
+            self.compiled = core.compile_model(model, "CPU", config)
+            self.inference_precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+        except Exception as exc:
+            raise EngineError(f"openvino cannot load {self.path}: {_first_line(exc)}") from None
+        self.request = self.compiled.create_infer_request()
+        shape = self.compiled.input(0).get_partial_shape()
+        self._shape = [d.get_length() if d.is_static else -1 for d in shape]
+        if self._shape and self._shape[0] > 0:
+            self.batch_fixed = self._shape[0]
+        if not self.metadata.get("layout") and len(self._shape) == 4 and self._shape[-1] == 3 and self._shape[1] != 3:
+            self.layout = "nhwc"
+
+    def input_shape(self):
+        return self._shape
+
+    def prepare(self, x):
+        return self._to_layout(x)
+
+    def invoke(self, native):
+        return self.request.infer({0: native})[self.compiled.output(0)]
 
 
 def available_engines() -> list[str]:

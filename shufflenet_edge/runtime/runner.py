@@ -80,12 +80,18 @@ def artifact_size(artifact: str, engine) -> int:
 def run(artifact: str, engine: str | None = None, threads=(1,), runs: int | None = 100, warmup: int = 10,
         rounds: int = timing.DEFAULT_ROUNDS, batch: int = 1, profile: bool = False, peak: bool = True,
         metadata: dict | None = None, workdir: str | None = None, on_round=None,
-        max_seconds: float | None = None) -> list[dict]:
+        max_seconds: float | None = None, inference_precision: str | None = None) -> list[dict]:
     """One record per thread count (device-side fields only; the host adds model facts).
 
     ``runs=None`` measures until stable within ``max_seconds`` (``timing.time_cases``)."""
     name = engine or engines.default_engine(artifact)
-    opened = [engines.open_engine(artifact, engine=name, threads=t, metadata=metadata) for t in threads]
+    options = {}
+    if inference_precision:
+        if name != "openvino":
+            raise engines.EngineError(f"--inference-precision is an OpenVINO setting (add --engine openvino); "
+                                      f"{name} runs the file's own precision")
+        options["inference_precision"] = inference_precision
+    opened = [engines.open_engine(artifact, engine=name, threads=t, metadata=metadata, **options) for t in threads]
     size = artifact_size(artifact, opened[0])
     x = bench_input(opened[0], batch)
     cases = [(e.invoke, e.prepare(x)) for e in opened]
@@ -99,6 +105,8 @@ def run(artifact: str, engine: str | None = None, threads=(1,), runs: int | None
     for e, t, res in zip(opened, threads, timed):
         rec = device_record(e.name, e.runtime_version, t, batch, warmup, res, peak_rss_mb=round(rss, 1), size_bytes=size,
                             device=device, cpu_peak=cpu_peak)
+        if hasattr(e, "inference_precision"):
+            rec["inference_precision"] = e.inference_precision
         if profile:
             if e.name != "onnxruntime":
                 rec["profile"] = {"error": f"no per-op profile from Python for {e.name} (TFLite's C++ "
@@ -123,12 +131,13 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=timing.DEFAULT_ROUNDS)
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--inference-precision", default=None, help="OpenVINO: f32 (default) or bf16")
     p.add_argument("--no-peak", action="store_true", help="skip the GEMM peak (instruction counting)")
     a = p.parse_args(argv)
     try:
         threads = [int(t) for t in a.threads.split(",") if t.strip()]
         records = run(a.artifact, a.engine, threads, a.runs, a.warmup, a.rounds, a.batch, a.profile,
-                      peak=not a.no_peak, max_seconds=a.max_seconds)
+                      peak=not a.no_peak, max_seconds=a.max_seconds, inference_precision=a.inference_precision)
     except engines.EngineError as exc:
         print(json.dumps({"error": str(exc)}))
         return 3

@@ -1,5 +1,5 @@
 """An aarch64 userland for qemu-user: Debian's arm64 python3.11 plus the aarch64 wheels of numpy,
-onnxruntime and ai-edge-litert, built once and kept in ``~/.cache/shufflenet-edge/arm64``
+onnxruntime, ai-edge-litert and ncnn, built once and kept in ``~/.cache/shufflenet-edge/arm64``
 (``$EDGE_CACHE_DIR/arm64``), never in the repository.
 
 No root filesystem image and no chroot: ``apt-get download`` fetches the arm64 .debs of the
@@ -47,7 +47,7 @@ DEBS = (f"python{PYTHON}-minimal", f"libpython{PYTHON}-minimal", f"libpython{PYT
         "libkrb5support0", "libkeyutils1", "libcom-err2")
 # Same versions as this project pins for the host (pyproject.toml), so emulated records name
 # the runtimes the host ones do; a host upgrade gets a new userland (the key hashes these).
-WHEELS = {"numpy": "2.4.6", "onnxruntime": "1.32.0", "ai-edge-litert": "2.3.0"}
+WHEELS = {"numpy": "2.4.6", "onnxruntime": "1.32.0", "ai-edge-litert": "2.3.0", "ncnn": "1.0.20261020"}
 LAYOUT = 1  # bump when the build steps change what ends up in the userland
 
 CPUINFO = """processor\t: 0
@@ -189,7 +189,7 @@ def _compile_bytecode(root: Path) -> None:
 
 def smoke_test(qemu: str, root: Path) -> None:
     """Import what runner.py imports, emulated: a userland that cannot is not kept."""
-    code = "import numpy, onnxruntime; from ai_edge_litert.interpreter import Interpreter; print('ok')"
+    code = "import numpy, onnxruntime, ncnn; from ai_edge_litert.interpreter import Interpreter; print('ok')"
     got = subprocess.run([qemu, "-cpu", QEMU_CPU, "-L", str(root), str(root) + guest_python(), "-c", code],
                          capture_output=True, text=True, env=guest_env())
     if got.returncode != 0 or "ok" not in got.stdout:

@@ -37,6 +37,9 @@ class RunSpec:
     profile: bool = False
     cpus: str | None = None  # core pinning on the device (taskset list, e.g. "4-7")
     max_seconds: float | None = None
+    # OpenVINO's INFERENCE_PRECISION_HINT (f32 unless bf16 is asked for): a runner option like
+    # ``engine``, passed to every runner.py (host, ssh, qemu); engines other than openvino refuse it
+    inference_precision: str | None = None
 
     @property
     def is_file(self) -> bool:
@@ -140,6 +143,8 @@ def runner_args(spec: RunSpec, artifact: str, peak: bool = True) -> list[str]:
         args += ["--engine", spec.engine]
     if spec.profile:
         args.append("--profile")
+    if spec.inference_precision:
+        args += ["--inference-precision", spec.inference_precision]
     if not peak:
         args.append("--no-peak")
     return [*args, "--", artifact]  # "--": a file named like an option (-x.onnx) stays a file name

@@ -32,9 +32,9 @@ from pathlib import Path
 
 from ...errors import UsageError
 from ...io_utils import atomic_path
-from .base import (RunSpec, Target, TargetError, parse_cpu_list, parse_runner_output, pin, register_target, runner_args,
-                   runner_files)
-from .arm64_userland import QEMU_CPU, arm64_dir, build_lock, ensure_userland, guest_env, guest_python
+from .base import (RunSpec, Target, TargetError, export_formats, parse_cpu_list, parse_runner_output, pin,
+                   register_target, runner_args, runner_files)
+from .arm64_userland import QEMU_CPU, WHEELS, arm64_dir, build_lock, ensure_userland, guest_env, guest_python
 from .insn_count_guest import MARK_OFFSET
 
 PLUGIN_SOURCE = Path(__file__).with_name("insn_count.c")
@@ -165,6 +165,15 @@ class QemuTarget(Target):
     @classmethod
     def from_url(cls, url: str) -> QemuTarget:
         return cls()
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """Export formats that an engine in the userland's wheels runs. ExecuTorch's aarch64
+        pybindings link libtorch (a 600 MB userland for one engine), so pte is left out."""
+        from ...runtime.engines import ENGINES, engines_for
+
+        have = {w.replace("-", "_") for w in WHEELS}
+        return tuple(f for f in export_formats() if any(ENGINES[e].module in have for e in engines_for(f)))
 
     # -- checks and set-up ---------------------------------------------------------------------
     def _check(self, spec: RunSpec) -> None:

@@ -91,6 +91,8 @@ class SshTarget(Target):
     until_stable = True
     options = ("remote_python",)
     url_help = "ssh://user@host[:port]"
+    # formats: every export format (a multi-file one, ncnn's .param + .bin, travels whole); ncnn
+    # and pte run where the board has the ncnn / executorch package, else its runner says which is missing
 
     def __init__(self, url: str, connect_timeout: int | None = None, remote_python: str | None = None):
         self.remote_python = remote_python or "python3"
