@@ -189,8 +189,10 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
         # the file carries its metadata too (ONNX metadata_props, a TFLite metadata entry): a lost sidecar loses
         # nothing. Embedded before the parity check, so the bytes checked are the bytes written; again after it
         # with the result, so the file alone still says it was verified (only the metadata differs).
-        embed = importlib.import_module(f"{__name__}.{fmt.converter}").embed_metadata
-        embed(tmp, side)
+        # (a format with no place for metadata in its files, e.g. ncnn's .param/.bin, has no embed_metadata)
+        embed = getattr(importlib.import_module(f"{__name__}.{fmt.converter}"), "embed_metadata", None)
+        if embed is not None:
+            embed(tmp, side)
         x = parity_inputs((h, w), calib_x)
         try:
             with silenced(not verbose):
@@ -204,7 +206,8 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
         side["parity"] = {k: parity[k] for k in ("max_abs_diff", "cosine", "top1_agreement", "n", "engine")}
         side["calibration"] = None if calib_x is None or precision != "int8" else {
             "source": calib or "random", "n": int(len(calib_x))}
-        embed(tmp, side)
+        if embed is not None:
+            embed(tmp, side)
         from ..io_utils import write_json
 
         write_json(work / (target.name + ".json"), side)
