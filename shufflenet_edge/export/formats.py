@@ -40,7 +40,8 @@ FORMATS: dict[str, Format] = {
 RECIPES = {
     ("onnx", "fp32"): "float32, simplified with onnxsim",
     ("onnx", "fp16"): "float16 weights and compute, float32 inputs/outputs",
-    ("onnx", "int8"): "static QDQ: uint8 activations, int8 per-channel weights, calibrated",
+    ("onnx", "int8"): "static QDQ: uint8 activations, uint8 per-channel weights (no int16 saturation: same "
+                      "results on every x86 CPU), calibrated",
     ("onnx", "dynamic"): "quantize_dynamic: int8 weights, activations quantized at run time (slow for convs)",
     ("tflite", "fp32"): "float32",
     ("tflite", "fp16"): "float16 weights, float32 compute (weight-only)",
