@@ -84,3 +84,29 @@ def test_quantize_report_ranks_layers_with_edge_info_kinds(cli, trained_ckpts, t
     assert (out / "quantize_report.png").read_bytes()[:4] == b"\x89PNG" and "| rank |" in r.stdout
     bad = cli("quantize-report", "--checkpoint", tmp_path / "missing.pt", "--calib", "digits", "--out", tmp_path / "x")
     assert bad.returncode != 0 and "error:" in bad.stderr and not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_keep_fp32_leaves_named_layers_float(tmp_path):
+    import json
+
+    import onnx
+
+    from shufflenet_edge.errors import EdgeError
+    from shufflenet_edge.export import export
+
+    keep = ["conv1.0", "stage2.0.branch1.0"]
+    r = export(model="v2_0.5x", format="onnx", precision="int8", input_size=32, num_classes=10, out=tmp_path,
+               quiet=True, keep_fp32=",".join(keep))
+    side = json.loads(r.path.with_name(r.path.name + ".json").read_text())
+    assert side["kept_fp32"] == keep and side["quantization"]["weights"].startswith("uint8")
+    convs = [n for n in onnx.load(str(r.path)).graph.node if n.op_type == "Conv"]
+    weight_of = {n.input[1] for n in convs}
+    assert {f"{k}.weight" for k in keep} <= weight_of  # float initializers, read directly
+    assert sum(w.endswith("_DequantizeLinear_Output") for w in weight_of) == len(convs) - len(keep)
+    with pytest.raises(EdgeError, match="unknown layer"):
+        export(model="v2_0.5x", format="onnx", precision="int8", input_size=32, num_classes=10, out=tmp_path / "b",
+               quiet=True, keep_fp32="nope.0")
+    with pytest.raises(EdgeError, match="keep-fp32 applies to"):
+        export(model="v2_0.5x", format="tflite", precision="int8", input_size=32, num_classes=10, out=tmp_path / "c",
+               quiet=True, keep_fp32="conv1.0")

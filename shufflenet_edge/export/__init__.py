@@ -90,10 +90,20 @@ def _calibration(meta: dict, precision: str, calib, calib_size: int, notes: list
     return np.random.default_rng(0).standard_normal((int(calib_size), 3, h, w)).astype(np.float32)
 
 
+def _keep_fp32(layers, fmt: str, precision: str) -> tuple:
+    """--keep-fp32 LAYER[,LAYER...] as a tuple; only ONNX int8 files have layers to keep float."""
+    if not layers:
+        return ()
+    names = tuple(n.strip() for n in (layers.split(",") if isinstance(layers, str) else layers) if n.strip())
+    if names and (fmt != "onnx" or precision != "int8"):
+        raise UsageError("--keep-fp32 applies to --format onnx --precision int8 (TFLite: not yet)")
+    return names
+
+
 def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "fp32", calib: str | None = None,
            calib_size: int = 256, input_size=None, num_classes: int | None = None, batch=1, layout: str = "nchw",
            out="exports", quiet: bool = False, verbose: bool = False, overwrite: bool = False,
-           name: str | None = None) -> ExportResult:
+           name: str | None = None, keep_fp32=None) -> ExportResult:
     """Export ``model`` and check it; returns an ExportResult (see module docstring).
 
     An existing file is never replaced unless ``overwrite``; one that already holds this export
@@ -123,6 +133,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     else:
         raise UsageError(f"bad batch '{batch}': use 1 or dynamic")
     check_combo(fmt, precision, batch, layout)
+    keep = _keep_fp32(keep_fp32, fmt.name, precision)
 
     if isinstance(model, torch.nn.Module):
         # A module built by the caller (reproduce's micro-benchmarks): it brings its own edge_meta.
@@ -175,7 +186,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     check_writable(target.parent, need_bytes=4 * cx.params + (1 << 20), what=str(target))
     with sigterm_unwinds(), atomic_dir(target) as work:
         tmp = work / target.name
-        job = ConvertJob(file_model, sample, tmp, precision, batch, file_calib)
+        job = ConvertJob(file_model, sample, tmp, precision, batch, file_calib, keep_fp32=keep)
         converter = importlib.import_module(f"{__name__}.{fmt.converter}")
         with silenced(not verbose):
             try:

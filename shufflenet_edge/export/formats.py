@@ -92,3 +92,4 @@ class ConvertJob:
     precision: str
     batch: object  # 1 or "dynamic"
     calib: object = None  # np.ndarray N x (file layout) float32, for int8
+    keep_fp32: tuple = ()  # int8: layers (as `edge quantize-report` names them) left in float

@@ -81,7 +81,10 @@ def convert(job) -> dict:
     if job.precision == "int8":
         from . import onnx_int8
 
-        info["quantization"] = onnx_int8.quantize(fp32, job.path, job.calib)
+        keep = tuple(getattr(job, "keep_fp32", ()) or ())
+        exclude = onnx_int8.nodes_of_layers(proto, keep) if keep else ()
+        info["quantization"] = onnx_int8.quantize(fp32, job.path, job.calib, exclude_nodes=exclude)
+        info["kept_fp32"] = list(keep)
         info["converter"] += " + onnxruntime quantize_static (QDQ, uint8 activations, uint8 per-channel weights)"
     elif job.precision == "dynamic":
         quantize_dynamic(str(fp32), str(job.path), weight_type=QuantType.QInt8)
