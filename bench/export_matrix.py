@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import sys
 import tempfile
 import time
@@ -23,36 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from shufflenet_edge.bench.report import versions  # noqa: E402
 from shufflenet_edge.errors import EdgeError  # noqa: E402
 from shufflenet_edge.export import FORMATS, PRECISIONS, export  # noqa: E402
 from shufflenet_edge.io_utils import write_json, write_text  # noqa: E402
 from shufflenet_edge.models import list_models  # noqa: E402
+from shufflenet_edge.runtime.timing import machine_info  # noqa: E402
 
 MODELS = [m for m in list_models() if m.startswith(("v1_g3", "v2_"))]
 RESULTS = ROOT / "bench" / "results"
-
-
-def _cpu() -> str:
-    try:
-        for ln in Path("/proc/cpuinfo").read_text().splitlines():
-            if ln.startswith("model name"):
-                return ln.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in ("torch", "onnx", "onnxruntime", "onnxsim", "onnxscript", "litert-torch", "ai-edge-litert",
-                "ai-edge-quantizer", "torchao", "shufflenet-edge"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
 
 
 def _markdown(doc: dict) -> str:
@@ -87,7 +65,7 @@ def _markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
@@ -96,15 +74,14 @@ def main() -> int:
     ap.add_argument("--calib-size", type=int, default=64)
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--resume", action="store_true", help="keep the rows already in --out and do only the missing ones")
-    args = ap.parse_args()
-
-    import os
+    args = ap.parse_args(argv)
 
     from shufflenet_edge.export.parity import N_INPUTS
 
+    m = machine_info()
     doc = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "environment": {"machine": platform.machine(), "cpu": _cpu(), "cores": os.cpu_count(),
-                           "host": "shared development machine", "versions": _versions()},
+           "environment": {"machine": m["machine"], "cpu": m["cpu"], "cores": m["cores"],
+                           "host": "shared development machine", "versions": versions()},
            "input_size": args.input_size, "num_classes": 1000, "calib_size": args.calib_size,
            "parity_inputs": N_INPUTS, "rows": []}
     old = args.out / "export_matrix.json"

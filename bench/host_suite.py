@@ -1,7 +1,7 @@
 """Host latency suite: the models of the speedup study x {torch eager, ONNX fp32/int8, TFLite
 fp32/fp16/int8} x {1, 2} threads, through `edge bench` (shufflenet_edge.bench.bench).
 
-    .venv/bin/python bench/host_suite.py [--models v2_1.0x ...] [--runs 50 | --max-seconds 8] [--resume]
+    .venv/bin/python bench/host_suite.py [--models v2_1.0x ...] [--variants onnx:int8 ...] [--runs 50 | --max-seconds 8] [--resume]
 
 Writes bench/results/host_<cpu-slug>_<isa>.{json,md} (e.g. host_amd-epyc_avx2-fma-novnni: the ISA
 in the name, because int8 results from machines "of the same kind" with and without VNNI differ in
@@ -31,9 +31,17 @@ VARIANTS = [("torch", "fp32"), ("onnx", "fp32"), ("onnx", "int8"), ("tflite", "f
 QEMU_VARIANTS = [("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8")]
 
 
-def main() -> int:
+def _variant(text: str) -> tuple[str, str]:
+    fmt, _, precision = text.partition(":")
+    return fmt, precision or "fp32"
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--variants", nargs="+", type=_variant, default=None,
+                    help="format:precision pairs, e.g. torch:fp32 onnx:int8 (default: the suite's)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results folder")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--runs", type=int, default=None, help="fixed runs per file (default: until stable)")
     ap.add_argument("--max-seconds", type=float, default=8.0, help="budget per file when measuring until stable")
@@ -41,10 +49,10 @@ def main() -> int:
     ap.add_argument("--qemu", action="store_true",
                     help="emulated aarch64 instead (1 thread, ONNX/TFLite fp32 + int8, instruction counts): "
                          "writes bench/results/qemu_arm64.{json,md}")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     slug = re.sub(r"[^a-z0-9]+", "-", cpu_model().lower()).strip("-")
-    out = ROOT / "bench" / "results" / ("qemu_arm64" if args.qemu else f"host_{slug}_{isa_tag(isa_features())}")
-    variants = QEMU_VARIANTS if args.qemu else VARIANTS
+    out = args.out / ("qemu_arm64" if args.qemu else f"host_{slug}_{isa_tag(isa_features())}")
+    variants = args.variants or (QEMU_VARIANTS if args.qemu else VARIANTS)
     where = dict(device="arm", target="qemu", threads="1", runs=min(args.runs or 3, 3), warmup=1) if args.qemu else \
         dict(threads=args.threads, runs=args.runs, warmup=5, max_seconds=None if args.runs else args.max_seconds)
     records = json.loads(out.with_suffix(".json").read_text()) if args.resume and out.with_suffix(".json").is_file() else []

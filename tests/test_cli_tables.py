@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from shufflenet_edge.cli import main
-from shufflenet_edge.cli.tables import SECTION, Col, fit, si, terminal_width, thousands
+from shufflenet_edge.tables import SECTION, Col, fit, si, terminal_width, thousands
 
 
 def _run(*args, columns=80):

@@ -142,3 +142,19 @@ def test_openvino_writes_nothing_home_and_loads_no_telemetry(onnx_fp32, tmp_path
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
     assert list(home.iterdir()) == []
+
+
+def test_openvino_int8_gated_by_parity(tmp_path, monkeypatch):
+    """An int8 file runs in OpenVINO only after its output there passes the int8 bar; a file
+    that fails it is listed as wrong and not timed."""
+    from shufflenet_edge.bench import bench
+    from shufflenet_edge.export import parity
+
+    path = export(model="v2_0.5x", format="onnx", precision="int8", input_size=32, num_classes=10, calib_size=8,
+                  out=tmp_path, quiet=True).path
+    ok = bench(artifact=path, engine="openvino", runs=3, quiet=True)[0]
+    assert ok["engine"] == "openvino" and ok["inference_precision"] == "f32" and ok["latency_ms"]["p50"] > 0
+    monkeypatch.setitem(parity.PASS_COSINE, "int8", 1.01)  # no output can pass: the gate must stop the timing
+    wrong = bench(artifact=path, engine="openvino", runs=3, quiet=True)[0]
+    assert wrong["output"] == "wrong" and wrong["latency_ms"]["p50"] is None
+    assert wrong["error"].startswith("output is wrong: cosine") and wrong["parity"]["reference"] == "onnxruntime"

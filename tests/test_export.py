@@ -11,16 +11,15 @@ from shufflenet_edge.errors import RuntimeFailure, UsageError
 from shufflenet_edge.export import FORMATS, PRECISIONS, export
 from shufflenet_edge.export.formats import check_combo, file_name, get_format
 
-MODELS = ("v1_g3", "v2_1.0x")
 MATRIX_FORMATS = ("onnx", "tflite")  # every precision of these here; ncnn and pte in test_engines_*.py
+
+from conftest import EXPORT_VARIANT as VARIANT, TRAINED_MODELS as MODELS  # noqa: E402
+
 SIDECAR_KEYS = {"model", "format", "precision", "input_shape", "layout", "input_size", "num_classes", "preprocessing",
                 "input_quantization", "labels", "macs", "params", "checkpoint_sha256", "toolkit_version", "trained"}
 # Quantized files against PyTorch on real digits images, with a briefly trained model
 # (random weights give near-constant logits, which says nothing about quantization).
 COSINE_FLOOR = {"fp16": 0.9999, "dynamic": 0.99, "int8": 0.99}  # measured: >= 0.9993 for both models
-# Some exports use the other options, so they are covered without extra conversions.
-VARIANT = {("v2_1.0x", "onnx", "fp32"): {"layout": "nhwc", "batch": "dynamic"},
-           ("v2_1.0x", "tflite", "int8"): {"layout": "nhwc"}}
 
 
 def _listing(d):
@@ -143,22 +142,6 @@ def test_failed_conversion_leaves_nothing_and_keeps_old_file(tmp_path, monkeypat
         export(model="v2_0.5x", format="onnx", input_size=32, num_classes=10, out=out, quiet=True, overwrite=True)
     assert "\n" not in str(info.value)
     assert _listing(out) == [old.name] and old.read_bytes() == b"earlier export"
-
-
-@pytest.fixture(scope="session")
-def exported(trained_ckpts, tmp_path_factory):
-    """Export on first request, share afterwards: (model, format, precision) -> ExportResult."""
-    root = tmp_path_factory.mktemp("exports")
-    cache = {}
-
-    def get(name, fmt, precision):
-        key = (name, fmt, precision)
-        if key not in cache:
-            cache[key] = export(checkpoint=trained_ckpts[name], format=fmt, precision=precision, calib="digits",
-                                calib_size=32, out=root, quiet=True, **VARIANT.get(key, {}))
-        return cache[key]
-
-    return get
 
 
 def _independent_parity(result, ckpt):

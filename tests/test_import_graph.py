@@ -168,8 +168,6 @@ def test_cycle_finder_finds_a_planted_cycle():
     assert find_cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.xfail(strict=False, reason="cycles from main still to remove: reproduce.intervals <-> reproduce.studies "
-                   "(intervals imports studies.cost), bench.report -> cli (cli.tables: importing it runs cli/__init__)")
 def test_no_import_cycles():
     cycles = find_cycles(import_graph())
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)

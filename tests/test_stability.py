@@ -95,7 +95,7 @@ def test_terminal_table_fits_80_columns_and_marks_noisy_rows():
 
     from rich.console import Console
 
-    from shufflenet_edge.cli.tables import print_table
+    from shufflenet_edge.tables import print_table
 
     buf = io.StringIO()
     print_table(*terminal_rows(recs), out=Console(width=80, file=buf, soft_wrap=False))

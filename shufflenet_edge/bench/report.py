@@ -49,10 +49,10 @@ def noisy(records: list[dict]) -> list[dict]:
 
 
 def terminal_rows(records: list[dict]) -> tuple[list, list[list]]:
-    """Columns (``cli.tables.Col``) and rows of the bench table for a terminal: the figures that
+    """Columns (``shufflenet_edge.tables.Col``) and rows of the bench table for a terminal: the figures that
     decide whether to trust a row; ``--json`` / ``--wide`` show the rest. A noisy row's model
     starts with '!' and its verdict says NOISY."""
-    from ..cli.tables import Col
+    from ..tables import Col
 
     pct1 = lambda v: f"{v:.1%}"  # noqa: E731
     cols = [Col("model"), Col("file"), Col("engine", drop=2), Col("thr", number=True),
@@ -164,10 +164,13 @@ def markdown(records: list[dict], title: str, how: str, versions: dict | None = 
 
 
 def versions() -> dict:
+    """The toolkit, Python and every converter/runtime version: what a committed figure came from."""
+    import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {}
-    for pkg in ("shufflenet-edge", "torch", "onnxruntime", "ai-edge-litert", "litert-torch", "onnx", "numpy"):
+    out = {"python": platform.python_version()}
+    for pkg in ("shufflenet-edge", "torch", "onnxruntime", "ai-edge-litert", "litert-torch", "onnx", "numpy",
+                "onnxsim", "onnxscript", "ai-edge-quantizer", "torchao"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -83,7 +83,7 @@ def bench_command(model, checkpoint, fmt, precision, artifact, device, target, t
         return
     import textwrap
 
-    from .tables import print_table
+    from ..tables import print_table
 
     con = console()
     print_table(*terminal_rows(records), wide=wide, out=con)

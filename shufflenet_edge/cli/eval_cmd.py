@@ -7,7 +7,7 @@ from ..export.formats import SUFFIXES
 from ..runtime.engines import ENGINES
 from .app import main
 from .options import INPUT_SIZE, print_json
-from .tables import Col, console, print_table
+from ..tables import Col, console, print_table
 
 _CLASS_COLS = (Col("class"), Col("accuracy", lambda v: f"{v:.2%}", number=True), Col("n", number=True))
 

@@ -34,8 +34,10 @@ def _size(n: int) -> str:
 @click.option("--verbose", is_flag=True, help="Show the converters' own logs.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing file of the same name (never done otherwise).")
 @click.option("--name", default=None, help="File name stem instead of <name>_<H>[xW]_<precision>[_nhwc].")
+@click.option("--keep-fp32", "keep_fp32", default=None, metavar="LAYER[,LAYER...]",
+              help="int8 (ONNX): leave these layers float (names as `edge quantize-report` / `edge info` print them).")
 def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_size, num_classes, batch, layout, out,
-                   as_json, verbose, overwrite, name):
+                   as_json, verbose, overwrite, name, keep_fp32):
     """Export MODEL to ONNX or TFLite and check it against PyTorch in its own runtime.
 
     Writes OUT/<name>_<H>[xW]_<precision>[_nhwc].<suffix> (the format's files) plus a <file>.json sidecar. An
@@ -48,7 +50,7 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
         raise UsageError("give --model NAME (and optionally --checkpoint FILE)")
     r = export(model=model, checkpoint=checkpoint, format=fmt, precision=precision, calib=calib, calib_size=calib_size,
                input_size=input_size, num_classes=num_classes, batch=batch, layout=layout, out=out, quiet=False,
-               verbose=verbose, overwrite=overwrite, name=name)
+               verbose=verbose, overwrite=overwrite, name=name, keep_fp32=keep_fp32)
     if as_json:
         print_json(r.to_dict())
         return r

@@ -5,7 +5,7 @@ import click
 
 from .app import main
 from .options import INPUT_SIZE, print_json
-from .tables import SECTION, Col, console, print_table, si, thousands
+from ..tables import SECTION, Col, console, print_table, si, thousands
 
 
 def _mega(x) -> str:

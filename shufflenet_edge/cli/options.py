@@ -5,7 +5,7 @@ import click
 
 from ..errors import UsageError
 from ..models import parse_input_size
-from .tables import console  # noqa: F401  (commands import it from here too)
+from ..tables import console  # noqa: F401  (commands import it from here too)
 
 
 class InputSize(click.ParamType):

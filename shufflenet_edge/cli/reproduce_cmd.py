@@ -90,7 +90,7 @@ def reproduce_command(study, device, target, formats, precisions, resolutions, t
     res = reproduce(study, s, out=out, command="edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     from ..reproduce.intervals import QUIETER
     from ..reproduce.report import headline, noisy_summary
-    from .tables import console
+    from ..tables import console
 
     con = console()
     say = lambda text: con.print(text, highlight=False, markup=False)  # wrapped at the terminal's width

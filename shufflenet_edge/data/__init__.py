@@ -87,18 +87,19 @@ def make_dataset(spec, split: str = "train", input_size=None, preprocessing: dic
     return ImageDataset(data, transform)
 
 
-def calibration_array(spec, input_size, n: int, preprocessing: dict | None = None, seed: int = 0) -> np.ndarray:
-    """``n`` training images (fewer if the split is smaller), chosen with ``seed``, preprocessed
-    without augmentation: float32 N x 3 x H x W for int8 calibration."""
+def calibration_array(spec, input_size, n: int, preprocessing: dict | None = None, seed: int = 0,
+                      split: str = "train") -> np.ndarray:
+    """``n`` images of ``split`` (fewer if the split is smaller), chosen with ``seed``, preprocessed
+    without augmentation: float32 N x 3 x H x W (the training split: int8 calibration)."""
     s = parse_spec(spec)
     if n < 1:
         raise UsageError(f"calibration needs at least 1 sample, got {n}")
     from ..models import parse_input_size
 
     size = parse_input_size(input_size)
-    data = load_split(s, "train")
+    data = load_split(s, split)
     rng = np.random.default_rng(seed)
     idx = np.sort(rng.choice(len(data), size=min(n, len(data)), replace=False))
     data = data.subset(idx)
-    ds = make_dataset(s, "train", size, preprocessing, train=False, loaded=data)
+    ds = make_dataset(s, split, size, preprocessing, train=False, loaded=data)
     return np.stack([ds[i][0].numpy() for i in range(len(ds))]).astype(np.float32, copy=False)

@@ -169,10 +169,20 @@ def _parity(net, staged: Artifact, x, side: dict, precision: str, verbose: bool)
     return {k: parity[k] for k in ("max_abs_diff", "max_abs_ref", "cosine", "top1_agreement", "n", "engine", "passed")}
 
 
+def _keep_fp32(layers, fmt: str, precision: str) -> tuple:
+    """--keep-fp32 LAYER[,LAYER...] as a tuple; only ONNX int8 files have layers to keep float."""
+    if not layers:
+        return ()
+    names = tuple(n.strip() for n in (layers.split(",") if isinstance(layers, str) else layers) if n.strip())
+    if names and (fmt != "onnx" or precision != "int8"):
+        raise UsageError("--keep-fp32 applies to --format onnx --precision int8 (TFLite: not yet)")
+    return names
+
+
 def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "fp32", calib: str | None = None,
            calib_size: int = 256, input_size=None, num_classes: int | None = None, batch=1, layout: str = "nchw",
            out="exports", quiet: bool = False, verbose: bool = False, overwrite: bool = False,
-           name: str | None = None) -> ExportResult:
+           name: str | None = None, keep_fp32=None) -> ExportResult:
     """Export ``model`` and check it; returns an ExportResult (see module docstring).
 
     An existing file is never replaced unless ``overwrite``; one that already holds this export
@@ -192,6 +202,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     precision, layout, batch = str(precision).lower(), str(layout).lower(), _batch(batch)
     check_combo(fmt, precision, batch, layout)
     net, meta = build_model(model, checkpoint, input_size, num_classes)
+    keep = _keep_fp32(keep_fp32, fmt.name, precision)
     notes: list[str] = []
     calib_x = _calibration(meta, precision, calib, calib_size, notes)
     warning = fmt.notes.get(precision)
@@ -222,7 +233,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     check_writable(dest.path.parent, need_bytes=4 * cx.params + (1 << 20), what=str(dest.path))
     with sigterm_unwinds(), atomic_dir(dest.path) as work:
         staged = Artifact(work / dest.path.name, fmt)
-        info = _convert(fmt, ConvertJob(file_model, sample, staged.path, precision, batch, file_calib),
+        info = _convert(fmt, ConvertJob(file_model, sample, staged.path, precision, batch, file_calib, keep_fp32=keep),
                         meta["name"], dest.path, verbose)
         input_q = info.pop("input_quantization", None)
         side = sidecar(meta, fmt.name, precision, layout, batch, cx.macs, cx.params, input_q,

@@ -74,7 +74,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("onnx", (".onnx",), "onnx_export", {
         "fp32": Recipe("float32, simplified with onnxsim"),
         "fp16": Recipe("float16 weights and compute, float32 inputs/outputs"),
-        "int8": Recipe("static QDQ: uint8 activations, int8 per-channel weights, calibrated"),
+        "int8": Recipe("static QDQ: uint8 activations, uint8 per-channel weights (no int16 saturation: same "
+                       "results on every x86 CPU), calibrated", version=2),
         "dynamic": Recipe("quantize_dynamic: int8 weights, activations quantized at run time (slow for convs)"),
     }, "torch.onnx.export(dynamo) + onnxsim; onnxruntime.quantization",
         packages=("torch", "onnx", "onnxscript", "onnxsim", "onnxruntime"), batches=(1, "dynamic"),
@@ -157,3 +158,4 @@ class ConvertJob:
     precision: str
     batch: object  # 1 or "dynamic"
     calib: object = None  # np.ndarray N x (file layout) float32, for int8
+    keep_fp32: tuple = ()  # int8: layers (as `edge quantize-report` names them) left in float

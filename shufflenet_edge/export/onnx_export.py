@@ -26,6 +26,9 @@ def _fp32_proto(job):
     simplified, ok = onnxsim.simplify(proto)
     if not ok:
         raise RuntimeError("onnxsim could not validate the simplified model")
+    from .onnx_int8 import keep_scopes
+
+    keep_scopes(proto, simplified)
     onnx.checker.check_model(simplified, full_check=True)
     if dynamic and not simplified.graph.input[0].type.tensor_type.shape.dim[0].dim_param:
         raise RuntimeError("the exporter could not keep the batch dimension dynamic")
@@ -55,20 +58,6 @@ def _toposorted(proto):
     return proto
 
 
-def _reader(calib: np.ndarray):
-    """A CalibrationDataReader feeding one image per call (so batch-1 files work too)."""
-    from onnxruntime.quantization import CalibrationDataReader
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{INPUT: calib[i:i + 1]} for i in range(len(calib))])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    return Reader()
-
-
 def convert(job) -> dict:
     import onnx
 
@@ -87,12 +76,16 @@ def convert(job) -> dict:
         return info
     fp32 = Path(job.path).with_name(Path(job.path).stem + ".fp32.onnx")
     onnx.save(proto, str(fp32))
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     if job.precision == "int8":
-        quantize_static(str(fp32), str(job.path), _reader(job.calib), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        info["converter"] += " + onnxruntime quantize_static (QDQ, uint8 activations, int8 per-channel weights)"
+        from . import onnx_int8
+
+        keep = tuple(getattr(job, "keep_fp32", ()) or ())
+        exclude = onnx_int8.nodes_of_layers(proto, keep) if keep else ()
+        info["quantization"] = onnx_int8.quantize(fp32, job.path, job.calib, exclude_nodes=exclude)
+        info["kept_fp32"] = list(keep)
+        info["converter"] += " + onnxruntime quantize_static (QDQ, uint8 activations, uint8 per-channel weights)"
     elif job.precision == "dynamic":
         quantize_dynamic(str(fp32), str(job.path), weight_type=QuantType.QInt8)
         info["converter"] += " + onnxruntime quantize_dynamic (int8 weights)"

@@ -24,10 +24,16 @@ def parity_inputs(input_size, calib: np.ndarray | None = None, n: int = N_INPUTS
     return np.random.default_rng(seed).standard_normal((n, 3, h, w)).astype(np.float32)
 
 
+def per_image_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+
+
 def compare(reference: np.ndarray, got: np.ndarray) -> dict:
     ref = reference.reshape(len(reference), -1).astype(np.float64)
     out = got.reshape(len(got), -1).astype(np.float64)
-    cos = (ref * out).sum(1) / np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1), 1e-30)
+    cos = per_image_cosine(ref, out)
     return {"max_abs_diff": float(np.abs(ref - out).max()), "max_abs_ref": float(np.abs(ref).max()),
             "cosine": float(cos.mean()),
             "top1_agreement": float((ref.argmax(1) == out.argmax(1)).mean()), "n": int(len(ref))}

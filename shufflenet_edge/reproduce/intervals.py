@@ -20,10 +20,15 @@ QUIETER = ("rerun on an idle machine (nothing else running; `edge bench --cpus` 
            "with --max-seconds")
 
 
+def cost(rec: dict) -> float:
+    """The figure a study compares: instructions per inference under emulation, else p50 ms."""
+    if rec.get("device", {}).get("emulated") and rec.get("instructions_per_inference"):
+        return float(rec["instructions_per_inference"])
+    return float(rec["latency_ms"]["p50"])
+
+
 def boot_medians(rec: dict, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray | None:
     """``n_boot`` bootstrap medians of one record's cost (ms; instructions repeat exactly)."""
-    from .studies import cost
-
     if rec.get("device", {}).get("emulated") and rec.get("instructions_per_inference"):
         return np.full(n_boot, float(rec["instructions_per_inference"]))
     s = rec.get("samples_ms")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..errors import RuntimeFailure, UsageError
 from . import fit, intervals, paper
+from .intervals import cost
 from .guidelines import Micro
 
 STUDIES = ("v1-table8", "v2-guidelines", "v1-groups")
@@ -329,13 +330,6 @@ def configuration_values(results: dict) -> dict:
 
 
 # ---------------------------------------------------------------- analysis
-
-def cost(rec: dict) -> float:
-    """The figure a study compares: instructions per inference under emulation, else p50 ms."""
-    if rec.get("device", {}).get("emulated") and rec.get("instructions_per_inference"):
-        return float(rec["instructions_per_inference"])
-    return float(rec["latency_ms"]["p50"])
-
 
 def cost_unit(records: list[dict]) -> str:
     emulated = [r for r in records if r.get("device", {}).get("emulated")]

@@ -8,7 +8,8 @@ Number cells are never wrapped or cut; text cells fold onto a second line as a l
 never ending in "...". With ``wide`` every column is shown in full at whatever width it takes.
 
 Width: the terminal's when stdout is one; when piped, ``$COLUMNS`` if set, else ``PIPE_WIDTH``
-(wide enough that a file gets whole rows).
+(wide enough that a file gets whole rows). Library code (``bench.report``) builds tables with it
+too, so it lives beside the packages rather than in ``cli/`` (importing ``cli`` loads every command).
 """
 from __future__ import annotations
 
