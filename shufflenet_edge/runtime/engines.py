@@ -460,9 +460,8 @@ class ExecuTorchEngine(Engine):
         return self._torch.from_numpy(self._to_layout(x))
 
     def invoke(self, native):
-        if _ET_POOL[0] != self.threads:
-            self._reset_pool(self.threads)
-            _ET_POOL[0] = self.threads
+        # _unsafe_reset_threadpool(n) here aborts the process (glibc tpp.c assertion, executorch
+        # 1.5.1 on this machine): XNNPACK keeps its default pool, one thread per core
         try:
             return self.method.execute([native])[0]
         except Exception as exc:
