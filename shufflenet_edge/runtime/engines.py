@@ -450,14 +450,11 @@ class NcnnEngine(Engine):
         self.net.clear()
 
 
-_ET_POOL = [None]  # ExecuTorch's XNNPACK threadpool is per process: the thread count last set
-
-
 @register
 class ExecuTorchEngine(Engine):
     """ExecuTorch's runtime (``executorch.runtime``) on a ``.pte`` program. Its pybindings link
-    libtorch, so it takes and gives torch tensors. XNNPACK's threadpool is one per process:
-    each call makes sure it has this engine's thread count."""
+    libtorch, so it takes and gives torch tensors. XNNPACK's threadpool is one per process and
+    keeps its default size (``pool_threads``): resetting it aborts executorch 1.5.1 here."""
 
     name = "executorch"
     formats = {"pte": ".pte"}
@@ -478,7 +475,8 @@ class ExecuTorchEngine(Engine):
             self.runtime_version = version("executorch")
         except PackageNotFoundError:
             self.runtime_version = getattr(executorch, "__version__", "")
-        self._torch, self._reset_pool = torch, portable_lib._unsafe_reset_threadpool
+        self._torch = torch
+        self.pool_threads = portable_lib._threadpool_get_thread_count()  # what XNNPACK really uses
         try:
             program = Runtime.get().load_program(self.path)
             self.method = program.load_method("forward")
@@ -497,9 +495,8 @@ class ExecuTorchEngine(Engine):
         return self._torch.from_numpy(self._to_layout(x))
 
     def invoke(self, native):
-        if _ET_POOL[0] != self.threads:
-            self._reset_pool(self.threads)
-            _ET_POOL[0] = self.threads
+        # _unsafe_reset_threadpool(n) here aborts the process (glibc tpp.c assertion, executorch
+        # 1.5.1 on this machine): XNNPACK keeps its default pool, one thread per core
         try:
             return self.method.execute([native])[0]
         except Exception as exc:
