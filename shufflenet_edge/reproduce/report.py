@@ -38,12 +38,15 @@ def _unit_label(unit: str) -> str:
     return "instructions per inference (ISA cost, not time)" if unit == "instructions" else "p50 latency (ms)"
 
 
+def _plot_each(study: dict, figure, stem: str, out: Path) -> list[str]:
+    """One PNG per (format, precision, threads) among ``study``'s rows."""
+    return [_save(figure(study, f, p, t), out / f"{stem}_{f}_{p}_t{t}.png")
+            for f, p, t in sorted({(r["format"], r["precision"], r["threads"]) for r in study["rows"]})]
+
+
 def plot_table8(t8: dict, out: Path) -> list[str]:
     """Log-log MACs vs cost per (format, precision, threads): points, fitted lines, the paper's points."""
-    files = []
-    for f, p, t in sorted({(r["format"], r["precision"], r["threads"]) for r in t8["rows"]}):
-        files.append(_save(table8_figure(t8, f, p, t), out / f"table8_{f}_{p}_t{t}.png"))
-    return files
+    return _plot_each(t8, table8_figure, "table8", out)
 
 
 def table8_figure(t8: dict, f: str, p: str, t: int):
@@ -95,10 +98,7 @@ def table8_figure(t8: dict, f: str, p: str, t: int):
 
 def plot_guidelines(gl: dict, out: Path) -> list[str]:
     """Per guideline: each row's speed relative to the table's first row, here (per multiplier) and on ARM."""
-    files = []
-    for f, p, t in sorted({(r["format"], r["precision"], r["threads"]) for r in gl["rows"]}):
-        files.append(_save(guidelines_figure(gl, f, p, t), out / f"guidelines_{f}_{p}_t{t}.png"))
-    return files
+    return _plot_each(gl, guidelines_figure, "guidelines", out)
 
 
 def guidelines_figure(gl: dict, f: str, p: str, t: int):

@@ -293,8 +293,18 @@ class _TFLiteEngine(Engine):
 
     formats = {"tflite": ".tflite"}
 
+    package = ""  # the pip name, for the error when it is missing
+
     def _interpreter_class(self):
-        raise NotImplementedError
+        import importlib
+
+        try:
+            top = importlib.import_module(self.module)
+            interpreter = importlib.import_module(f"{self.module}.interpreter").Interpreter
+        except ImportError:
+            raise EngineError(f"{self.package} is not installed") from None
+        self.runtime_version = getattr(top, "__version__", "")
+        return interpreter
 
     def __init__(self, path, threads=1, metadata=None):
         super().__init__(path, threads, metadata)
@@ -344,31 +354,13 @@ class _TFLiteEngine(Engine):
 @register
 class LiteRTEngine(_TFLiteEngine):
     name = "litert"
-    module = "ai_edge_litert"
-
-    def _interpreter_class(self):
-        try:
-            import ai_edge_litert
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise EngineError("ai-edge-litert is not installed") from None
-        self.runtime_version = getattr(ai_edge_litert, "__version__", "")
-        return Interpreter
+    module, package = "ai_edge_litert", "ai-edge-litert"
 
 
 @register
 class TFLiteRuntimeEngine(_TFLiteEngine):
     name = "tflite-runtime"
-    module = "tflite_runtime"
-
-    def _interpreter_class(self):
-        try:
-            import tflite_runtime
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError:
-            raise EngineError("tflite-runtime is not installed") from None
-        self.runtime_version = getattr(tflite_runtime, "__version__", "")
-        return Interpreter
+    module, package = "tflite_runtime", "tflite-runtime"
 
 
 def engines_for(fmt: str) -> tuple[str, ...]:
