@@ -87,3 +87,13 @@ def test_quant_accuracy_one_file(tmp_path):
 def test_ncnn_options_small_input(tmp_path):
     r = _script("ncnn_options.py", "--model", "v2_0.5x", "--size", "32", "--runs", "3", tmp_path=tmp_path)
     assert "ms" in r.stdout and len(r.stdout.strip().splitlines()) >= 4
+
+
+@pytest.mark.slow
+def test_int8_layers_small_input(tmp_path):
+    _script("int8_layers.py", "--models", "v2_0.5x", "--input-size", "32", "--runs", "3", "--out", tmp_path / "r",
+            tmp_path=tmp_path)
+    doc = json.loads((tmp_path / "r" / "int8_layers.json").read_text())
+    forms = {r["form"] for r in doc["rows"]}
+    assert "fp32" in forms and len(forms) >= 4 and doc["machine"]["isa"]
+    assert all(r["ratio_to_fp32"] > 0 for r in doc["rows"])
