@@ -88,7 +88,7 @@ def forms(fp32: Path, work: Path, calib: np.ndarray) -> dict[str, Path]:
         out[f"int8 QDQ, {weights} weights"] = work / f"{weights}.onnx"
         onnx_int8.quantize(fp32, out[f"int8 QDQ, {weights} weights"], calib, weights=weights)
     out["int8 QOperator, u8 weights"] = work / "qoperator.onnx"
-    quantize_static(str(fp32), str(out["int8 QOperator, u8 weights"]), onnx_int8._reader(calib),
+    quantize_static(str(fp32), str(out["int8 QOperator, u8 weights"]), onnx_int8.calibration_reader(calib),
                     quant_format=QuantFormat.QOperator, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8)
     proto = onnx.load(str(fp32))

@@ -30,7 +30,7 @@ QUANTIZED_WEIGHT_OPS = ("Conv", "Gemm")
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"
 
 
-def _reader(calib: np.ndarray, input_name: str = INPUT):
+def calibration_reader(calib: np.ndarray, input_name: str = INPUT):
     """A CalibrationDataReader feeding one image per call (so batch-1 files work too)."""
     from onnxruntime.quantization import CalibrationDataReader
 
@@ -51,8 +51,8 @@ def quantize(fp32_path, out_path, calib: np.ndarray, exclude_nodes=(), weights: 
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}")
-    quantize_static(str(fp32_path), str(out_path), _reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
-                    reduce_range=weights == "s8_7bit", activation_type=QuantType.QUInt8,
+    quantize_static(str(fp32_path), str(out_path), calibration_reader(calib), quant_format=QuantFormat.QDQ,
+                    per_channel=True, reduce_range=weights == "s8_7bit", activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QUInt8 if weights == "u8" else QuantType.QInt8,
                     nodes_to_exclude=list(exclude_nodes) or None)
     return {**RECIPE, "weights": _WEIGHT_RECIPE[weights]}
