@@ -76,7 +76,14 @@ def embed_metadata(path, metadata: dict) -> None:
     from ai_edge_litert import schema_py_generated as schema
 
     with open(path, "rb") as f:
-        model = schema.ModelT.InitFromPackedBuf(f.read(), 0)
+        raw = f.read()
+    model = schema.ModelT.InitFromPackedBuf(raw, 0)
+    # Some writers (ai-edge-quantizer's fp16/dynamic recipes) keep constant data after the flatbuffer and
+    # point at it by offset; repacking would drop that tail, so such buffers are brought inside first.
+    for buf in model.buffers or []:
+        if (buf.offset or 0) > 1:
+            buf.data = np.frombuffer(raw[buf.offset:buf.offset + buf.size], dtype=np.uint8)
+            buf.offset, buf.size = 0, 0
     buffer = schema.BufferT()
     buffer.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8)
     model.buffers = list(model.buffers or []) + [buffer]
