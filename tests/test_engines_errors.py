@@ -153,7 +153,11 @@ def test_openvino_int8_gated_by_parity(tmp_path, monkeypatch):
     path = export(model="v2_0.5x", format="onnx", precision="int8", input_size=32, num_classes=10, calib_size=8,
                   out=tmp_path, quiet=True).path
     ok = bench(artifact=path, engine="openvino", runs=3, quiet=True)[0]
-    assert ok["engine"] == "openvino" and ok["inference_precision"] == "f32" and ok["latency_ms"]["p50"] > 0
+    assert ok["engine"] == "openvino" and ok["inference_precision"] == "f32"
+    if ok.get("output") == "wrong":  # OpenVINO disagrees with onnxruntime on this u8-weight file: never timed
+        assert ok["latency_ms"]["p50"] is None and ok["parity"]["cosine"] < parity.PASS_COSINE["int8"]
+    else:
+        assert ok["latency_ms"]["p50"] > 0
     monkeypatch.setitem(parity.PASS_COSINE, "int8", 1.01)  # no output can pass: the gate must stop the timing
     wrong = bench(artifact=path, engine="openvino", runs=3, quiet=True)[0]
     assert wrong["output"] == "wrong" and wrong["latency_ms"]["p50"] is None
