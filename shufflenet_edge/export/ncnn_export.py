@@ -37,8 +37,3 @@ def convert(job) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
     return {"converter": f"pnnx {getattr(pnnx, '__version__', '')}".strip() +
             (" (fp16 weights)" if job.precision == "fp16" else "")}
-
-
-def embed_metadata(path, metadata: dict) -> None:
-    """Nothing to embed: the format has no metadata field a runtime keeps, so the sidecar
-    (``<file>.json``) is the artifact's only metadata."""

@@ -71,8 +71,3 @@ def convert(job) -> dict:
     with open(job.path, "wb") as f:
         f.write(edge.to_executorch().buffer)
     return info
-
-
-def embed_metadata(path, metadata: dict) -> None:
-    """Nothing to embed: the format has no metadata field a runtime keeps, so the sidecar
-    (``<file>.json``) is the artifact's only metadata."""
