@@ -102,3 +102,39 @@ def check(text: str, root: Path) -> tuple[int, list[str]]:
         if f"{want:.{decimals}f}" != f"{float(shown):.{decimals}f}":
             problems.append(f"README line {line}: shows {shown}, {m.group(1)} gives {want:.{decimals}f}")
     return n, problems
+
+
+def update(text: str, root: Path) -> tuple[str, list[str]]:
+    """``text`` with every marked figure rewritten from its file (same decimals); unresolvable markers listed."""
+    out, pos, problems = [], 0, []
+    for m in MARKER.finditer(text):
+        before = text[pos:m.start()]
+        num = NUMBER.search(before)
+        try:
+            want = value(root, m.group(1), m.group(2))
+        except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
+            problems.append(f"{m.group(1)} {m.group(2)}: {exc}")
+            num = None
+        if num:
+            shown = num.group(1).replace(",", "")
+            decimals = len(shown.split(".")[1]) if "." in shown else 0
+            before = before[:num.start(1)] + f"{want:.{decimals}f}" + before[num.end(1):]
+        out += [before, m.group(0)]
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out), problems
+
+
+if __name__ == "__main__":  # python tests/readme_results.py [--update]: check (or rewrite) README's quoted figures
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    readme = root / "README.md"
+    text = readme.read_text()
+    if "--update" in sys.argv:
+        text, probs = update(text, root)
+        readme.write_text(text)
+    n, probs = check(text, root)
+    print(f"{n} marked figures, {len(probs)} problem(s)")
+    print("\n".join(probs))
+    sys.exit(1 if probs else 0)

@@ -212,6 +212,26 @@ def _export_worker(job: Job, threads: int) -> tuple[float, str | None, bool]:
         torch.set_num_threads(before)
 
 
+def _stop_workers(pool) -> None:
+    """Cancel the queue and end the workers: SIGTERM first (each unwinds and removes its staged
+    folder), SIGKILL for any still busy after a few seconds, whose leftovers are then swept."""
+    from ..bench.cache import ExportCache
+    from ..io_utils import remove_stale_temps
+
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.terminate()
+    end = time.monotonic() + 5
+    for p in procs:
+        p.join(max(0.0, end - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join(2)
+    remove_stale_temps(ExportCache().root)
+
+
 def export_all(jobs: list[Job], workers: int, on_done=None) -> dict:
     """Convert every uncached file in ``workers`` processes (spawned: a fork of a process with
     torch's thread pools can hang); timing starts only after, so it never shares the CPU with a
@@ -234,7 +254,8 @@ def export_all(jobs: list[Job], workers: int, on_done=None) -> dict:
             finished(j, *_export_worker(j, os.cpu_count() or 1))
         return errors
     per_worker = max(1, (os.cpu_count() or 1) // workers)
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    try:
         futs = {pool.submit(_export_worker, j, per_worker): j for j in todo}
         for fut in cf.as_completed(futs):
             try:
@@ -242,6 +263,13 @@ def export_all(jobs: list[Job], workers: int, on_done=None) -> dict:
             except Exception as exc:  # the worker process died (out of memory, a converter's abort)
                 got = (0.0, f"conversion process failed: {type(exc).__name__}: {exc}"[:300], False)
             finished(futs[fut], *got)
+    except BaseException:
+        # Ctrl-C / SIGTERM: the executor's own exit would wait for every queued conversion (an
+        # hour on a cold cache); drop the queue and stop the workers, whose staged files go away
+        # with their temporary folders.
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)
     return errors
 
 
