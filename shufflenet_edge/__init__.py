@@ -7,7 +7,7 @@
 The API functions are bound here eagerly, after their modules are imported: importing a
 submodule (``from shufflenet_edge.train import train``) sets the package attribute of the same
 name to the module, but only the first time, which happens right here; so ``se.train``,
-``se.export``, ``se.bench``, ``se.evaluate``, ``se.complexity`` stay functions. (A lazy
+``se.export``, ``se.bench``, ``se.evaluate``, ``se.complexity``, ``se.predict`` stay functions. (A lazy
 ``__getattr__`` bought nothing: every one of them needs torch.)
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .export import ExportResult, export  # noqa: E402
 from .bench import bench  # noqa: E402
 from .train import train  # noqa: E402
 from .evaluate import evaluate  # noqa: E402
+from .predict import predict  # noqa: E402
 
 __all__ = ["__version__", "create_model", "list_models", "get_spec", "complexity", "measure", "Complexity",
-           "export", "ExportResult", "bench", "train", "evaluate", "EdgeError", "UsageError", "RuntimeFailure"]
+           "export", "ExportResult", "bench", "train", "evaluate", "predict", "EdgeError", "UsageError", "RuntimeFailure"]

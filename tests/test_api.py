@@ -20,7 +20,8 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 SE_NAMES = sorted(set(re.findall(r"\bse\.([A-Za-z_]\w*)", README))
                   | set(re.findall(r"\bshufflenet_edge\.([A-Za-z_]\w*)\(", README)))
 DOTTED = sorted(set(re.findall(r"\bshufflenet_edge(?:\.[A-Za-z_]\w*)+", README)))
-FUNCTIONS = {"list_models", "create_model", "get_spec", "complexity", "measure", "export", "bench", "train", "evaluate"}
+FUNCTIONS = {"list_models", "create_model", "get_spec", "complexity", "measure", "export", "bench", "train", "evaluate",
+             "predict"}
 CLASSES = {"EdgeError", "UsageError", "RuntimeFailure", "ExportResult", "Complexity"}
 
 
@@ -72,7 +73,7 @@ def test_complexity_from_a_fresh_interpreter_in_any_import_order():
         assert out.stdout.strip() == "144907992"
 
 
-def test_readme_calls_work(tmp_path):
+def test_readme_calls_work(tmp_path, monkeypatch):
     """Every se.* call of the README with tiny arguments (export, which converts, is the slow test below)."""
     _import_readme_submodules()
     import torch
@@ -100,6 +101,17 @@ def test_readme_calls_work(tmp_path):
 
     with pytest.raises(se.UsageError, match="unknown model"):
         se.export(model="no_such_model", format="onnx", out=tmp_path / "x")
+
+    # se.predict needs a device profile: the committed one if this checkout has it, else a one-line pointer
+    # to `edge predict fit` (tests/test_predict.py covers predictions from a given profile)
+    from shufflenet_edge.predict.profile import find
+
+    monkeypatch.setenv("EDGE_CACHE_DIR", str(tmp_path / "cache"))
+    if find() is not None:
+        assert se.predict("v1_g8_1.5x", 224)["predicted"] > 0
+    else:
+        with pytest.raises(se.UsageError, match="edge predict fit"):
+            se.predict("v1_g8_1.5x", 224)
 
 
 @pytest.mark.slow

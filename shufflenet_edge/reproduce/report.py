@@ -267,6 +267,8 @@ def markdown(results: dict, plots: dict) -> str:
     st = results["studies"]
     if "v1-table8" in st:
         L += _md_table8(st["v1-table8"]["analysis"], plots.get("v1-table8", []), m)
+        if "variance" in st["v1-table8"]["analysis"]:
+            L += _md_variance(st["v1-table8"]["analysis"]["variance"])
     if "v1-groups" in st:
         L += _md_groups(st["v1-groups"]["analysis"], plots.get("v1-groups", []))
     if "v2-guidelines" in st:
@@ -353,6 +355,26 @@ def _md_table8(t8: dict, plots: list[str], m: dict) -> list[str]:
                  "paper theoretical", "paper actual", "vs paper"], rows)
     L += [f"![table8]({p})" for p in plots] + [""]
     return L
+
+
+def _md_variance(var: dict) -> list[str]:
+    L = ["### What MACs explain, and what the kernel predictor explains", "",
+         "R^2 of log cost across the five Table 8 models: for MACs the power law above (fitted on these very "
+         "points), for the kernel predictor of `edge predict` a device profile made from micro-models only (no "
+         "model here was timed to make it). RMSPE: root mean square of the relative errors.", ""]
+    rows = [[_sz(g["input_size"]), g["format"], g["precision"], g["threads"], g["n"], _f(g["r2_macs"], 3),
+             _f(g["r2_predictor"], 3), _f(100 * g["rmspe_macs"], 1, "%"), _f(100 * g["rmspe_predictor"], 1, "%")]
+            for g in var.get("groups", [])]
+    if rows:
+        L += _table(["resolution", "format", "precision", "threads", "models", "R^2 MACs law", "R^2 kernel predictor",
+                     "RMSPE MACs law", "RMSPE kernel predictor"], rows)
+        L += [f"Profile: `{p}`" for p in sorted({g["profile"] for g in var["groups"]})] + [""]
+    for miss in var.get("missing", []):
+        L.append(f"- no kernel predictor for `{miss['profile']}` ({miss['why']}): make it with "
+                 f"`{miss['make']}`.")
+    if var.get("error"):
+        L.append(f"- the kernel predictor failed: {var['error']}")
+    return L + [""]
 
 
 def _md_groups(gr: dict, plots: list[str]) -> list[str]:

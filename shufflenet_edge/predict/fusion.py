@@ -1,0 +1,108 @@
+"""Fusion rules, found by timing: two ops alone and the same two in a row.
+
+If an engine fuses B into A (ONNX Runtime's Conv+ReLU -> FusedConv, its NCHWc convs absorbing a
+residual Add) or shares work between them (one layout reorder instead of two), the pair costs less
+than its parts. The *saving* of a pair is the share of B's own cost that disappears when B runs
+right after A: (a + b - ab) / b, with every cost net of the engine's fixed per-inference cost. A
+rule is a (kind A, kind B) pair; it counts as fused when its median saving is at least
+``FUSED_MIN_SAVING``. The candidates are the producer -> consumer pairs the seed models contain,
+at their own shapes, so nothing about an engine is assumed.
+
+In a prediction a fused B is merged into A's kernel and costs (1 - saving) of its own estimate.
+"""
+from __future__ import annotations
+
+import statistics
+
+FUSED_MIN_SAVING = 0.5
+
+
+def saving(a: float, b: float, ab: float) -> float:
+    """Share of B's cost that a joint run saves (costs net of the fixed cost; clipped to [-1, 1])."""
+    if b <= 0:
+        return 0.0
+    return max(-1.0, min(1.0, (a + b - ab) / b))
+
+
+def candidate_pairs(ops_per_model: list[list]) -> list[tuple[dict, dict, int]]:
+    """(spec A, spec B, how often) for each distinct (kind A, kind B) producer -> consumer pair in
+    the models, with the specs of its first instance and, when it occurs again, of a second one."""
+    seen: dict[tuple[str, str], list] = {}
+    for ops in ops_per_model:
+        for op in ops:
+            for src in op.inputs:
+                if src < 0:
+                    continue
+                a = ops[src]
+                key = (a.kind, op.kind)
+                entry = seen.setdefault(key, [0, []])
+                entry[0] += 1
+                if len(entry[1]) < 2 and (not entry[1] or entry[1][0][0] != a.spec()):
+                    entry[1].append((a.spec(), op.spec()))
+    out = []
+    for (ka, kb), (count, instances) in sorted(seen.items(), key=lambda kv: -kv[1][0]):
+        for a, b in instances:
+            out.append((a, b, count))
+    return out
+
+
+def detect(pairs, measure, deadline=None, clock=None) -> list[dict]:
+    """Time each pair alone and together with ``measure(list of specs) -> {"cost": net cost}`` (None:
+    that chain failed); one rule per (kind A, kind B) with its saving, verdict and every timing."""
+    import time
+
+    clock = clock or time.perf_counter
+    from .micro import chain_specs
+
+    by_rule: dict[tuple[str, str], list[dict]] = {}
+    for a, b, _count in pairs:
+        if deadline is not None and clock() >= deadline:
+            break
+        a, b = chain_specs([a, b])
+        ta, tb, tab = measure([a]), measure([b]), measure([a, b])
+        if ta is None or tb is None or tab is None:  # failed to export or run: no verdict from this pair
+            continue
+        s = saving(ta["cost"], tb["cost"], tab["cost"])
+        by_rule.setdefault((a["kind"], b["kind"]), []).append(
+            {"a": a, "b": b, "cost_a": ta["cost"], "cost_b": tb["cost"], "cost_ab": tab["cost"], "saving": s,
+             "stability": [t.get("stability", {}).get("verdict") for t in (ta, tb, tab)]})
+    rules = []
+    for (ka, kb), pts in by_rule.items():
+        med = statistics.median(p["saving"] for p in pts)
+        rules.append({"first": ka, "second": kb, "saving": round(med, 4), "fused": med >= FUSED_MIN_SAVING,
+                      "points": pts})
+    return rules
+
+
+def fused_rules(rules: list[dict]) -> dict[tuple[str, str], float]:
+    """(kind A, kind B) -> saving, for the rules that count as fused."""
+    return {(r["first"], r["second"]): float(r["saving"]) for r in rules if r.get("fused")}
+
+
+def merge(ops: list, costs: list[float], rules: dict[tuple[str, str], float]) -> list[dict]:
+    """Kernels from ops: each op whose producer's kind fuses with its own is merged into the
+    producer's kernel at (1 - saving) of its cost. A kernel lists the ops (and layers) it holds."""
+    kernel_of: dict[int, int] = {}
+    kernels: list[dict] = []
+    absorbed: set[int] = set()  # producers that already took one consumer in (a fused op has one output)
+    for i, (op, cost) in enumerate(zip(ops, costs)):
+        best = None
+        for src in op.inputs:
+            if src >= 0 and src not in absorbed and (ops[src].kind, op.kind) in rules and src in kernel_of:
+                s = rules[(ops[src].kind, op.kind)]
+                if best is None or s > best[1]:
+                    best = (src, s)
+        if best is not None:
+            absorbed.add(best[0])
+            kern = kernels[kernel_of[best[0]]]
+            kern["kind"] = f"{kern['kind']}+{op.kind}"
+            kern["ops"].append(op.name)
+            kern["layers"] += [op.layer] if op.layer else []
+            kern["cost"] += (1.0 - max(0.0, best[1])) * cost
+            kern["macs"] += op.macs
+            kernel_of[i] = kernel_of[best[0]]
+            continue
+        kernel_of[i] = len(kernels)
+        kernels.append({"name": op.name, "kind": op.kind, "ops": [op.name], "layers": [op.layer] if op.layer else [],
+                        "cost": cost, "macs": op.macs})
+    return kernels

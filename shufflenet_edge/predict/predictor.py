@@ -1,0 +1,128 @@
+"""``predict(model, input_size, profile)``: decompose, fuse, cost each kernel, add the fixed cost,
+and set the FLOPs-only and MACs + memory-access laws of the same profile beside the result."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import UsageError
+from . import fusion, profile as profiles, proxies
+from .fit import fit_models
+from .kernels import KERNEL_KINDS, Op, model_ops, totals, trace_ops
+
+
+class Predictor:
+    """The regressors and fusion rules of one profile (refitted from its points)."""
+
+    def __init__(self, prof: dict):
+        self.profile = prof
+        self.models, self.fallback = fit_models({k: v["points"] for k, v in prof["kernels"].items()})
+        self.rules = fusion.fused_rules(prof["fusion"])
+        self.overhead = float(prof["overhead"]["cost"])
+
+    def op_costs(self, ops: list[Op]) -> tuple[list[float], list[str]]:
+        costs = [0.0] * len(ops)
+        notes = []
+        by_kind: dict[str, list[int]] = {}
+        for i, op in enumerate(ops):
+            by_kind.setdefault(op.kind, []).append(i)
+        for kind, idx in by_kind.items():
+            if kind not in KERNEL_KINDS:
+                notes.append(f"{len(idx)} op(s) of a kind with no kernel model ({kind}): counted as 0")
+                continue
+            model = self.models.get(kind)
+            if model is None:
+                notes.append(f"the profile has no {kind} points: its {len(idx)} kernel(s) use the all-kinds linear law")
+                model = self.fallback
+            for i, c in zip(idx, model.predict([ops[i].spec() for i in idx])):
+                costs[i] = float(c)
+        return costs, notes
+
+    def run(self, ops: list[Op]) -> dict:
+        costs, notes = self.op_costs(ops)
+        kernels = fusion.merge(ops, costs, self.rules)
+        return {"total": self.overhead + sum(k["cost"] for k in kernels), "kernels": kernels, "notes": notes}
+
+
+@lru_cache(maxsize=8)
+def _cached(path: str, mtime: float) -> Predictor:
+    return Predictor(profiles.load(path))
+
+
+_BY_DICT: list[tuple[dict, Predictor]] = []  # profiles given as dicts (kept alive here, so id() stays theirs)
+
+
+def predictor_for(prof: dict) -> Predictor:
+    """The regressors of ``prof``, fitted once per profile file (and modification time) or dict."""
+    path = prof.get("_path")
+    if path and os.path.isfile(path):
+        return _cached(path, os.path.getmtime(path))
+    for held, pred in _BY_DICT:
+        if held is prof:
+            return pred
+    _BY_DICT.insert(0, (prof, Predictor(prof)))
+    del _BY_DICT[4:]
+    return _BY_DICT[0][1]
+
+
+def ops_of(model, input_size=None) -> tuple[str, list[Op], tuple[int, int]]:
+    """(name, ops, (H, W)) of a registered model name, an nn.Module with ``edge_meta``, or an ONNX file."""
+    from ..models import parse_input_size
+
+    try:
+        import torch
+
+        if isinstance(model, torch.nn.Module):
+            meta = getattr(model, "edge_meta", {})
+            size = parse_input_size(input_size if input_size is not None else meta.get("input_size", 224))
+            return meta.get("name", type(model).__name__), trace_ops(model, size), size
+    except ImportError:
+        pass
+    text = str(model)
+    suffix = Path(text).suffix.lower()
+    if suffix == ".onnx":
+        if not Path(text).is_file():
+            raise UsageError(f"ONNX file not found: {text}")
+        from .onnx_graph import onnx_ops
+
+        ops, size = onnx_ops(text, parse_input_size(input_size) if input_size is not None else None)
+        return Path(text).name, ops, size
+    if suffix in (".tflite", ".param", ".pte"):
+        raise UsageError(f"edge predict reads registered models and ONNX files so far, not {suffix} files: "
+                         "give the model's name or its .onnx export")
+    from ..models import get_spec
+
+    spec = get_spec(text)
+    size = parse_input_size(input_size if input_size is not None else spec.default_input_size)
+    return spec.name, model_ops(spec.name, size), size
+
+
+def predict(model, input_size=None, profile=None) -> dict:
+    """Predicted latency of ``model`` (a registered name, an nn.Module or an .onnx file) at
+    ``input_size`` from a device profile (a path, a loaded dict, or None: the default host
+    onnxruntime fp32 1-thread profile), with a per-kernel breakdown and the two proxies."""
+    prof = profiles.resolve(profile)
+    name, ops, size = ops_of(model, input_size)
+    got = predictor_for(prof).run(ops)
+    tot = totals(ops)
+    by_kind: dict[str, dict] = {}
+    for k in got["kernels"]:
+        agg = by_kind.setdefault(k["kind"], {"count": 0, "cost": 0.0, "macs": 0})
+        agg["count"] += 1
+        agg["cost"] += k["cost"]
+        agg["macs"] += k["macs"]
+    total = got["total"]
+    for agg in by_kind.values():
+        agg["share"] = agg["cost"] / total if total > 0 else 0.0
+    return {
+        "model": name, "input_size": list(size), "profile": prof.get("_path"),
+        "device": prof.get("device"), "engine": prof["engine"], "precision": prof["precision"],
+        "threads": prof["threads"], "unit": prof["cost_unit"],
+        "predicted": total, "fixed_cost": float(prof["overhead"]["cost"]),
+        "macs": tot["macs"], "memory_access_bytes": tot["memory_access_bytes"],
+        "proxies": proxies.evaluate(prof.get("proxies"), tot["macs"], tot["memory_access_bytes"]),
+        "laws": {k: (prof.get("proxies") or {}).get(k) for k in ("flops", "macs_memory", "fitted_on")},
+        "by_kind": dict(sorted(by_kind.items(), key=lambda kv: -kv[1]["cost"])),
+        "kernels": got["kernels"], "notes": got["notes"],
+    }

@@ -1,0 +1,159 @@
+"""``edge predict fit``: build a device profile within a time budget.
+
+Phases, each with its share of the budget (the whole run, set-up included, ends by it):
+fusion rules (``FUSION_SHARE``), kernel points (the rest, less ``COMPOSITE_SHARE``), then
+composite networks for the two proxy laws and an in-fit check of the kernel predictor on whole
+networks it never saw. A phase that runs out of time stops between two measurements.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+from ..errors import UsageError
+from . import fit, fusion, micro, profile as profiles, proxies, sampling
+from .kernels import KERNEL_KINDS, model_ops, spec_counts, totals, trace_ops
+
+FUSION_SHARE = 0.12
+COMPOSITE_SHARE = 0.12
+DEFAULT_BUDGET_MIN = 15.0
+
+
+def parse_kinds(kinds) -> list[str] | None:
+    if not kinds:
+        return None
+    items = [k.strip() for k in (kinds.split(",") if isinstance(kinds, str) else kinds) if k.strip()]
+    bad = [k for k in items if k not in KERNEL_KINDS]
+    if bad or not items:
+        raise UsageError(f"bad --kernels '{kinds}': choose from {','.join(KERNEL_KINDS)}")
+    return items
+
+
+def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onnx", precision: str = "fp32",
+                threads: int = 1, budget_min: float = DEFAULT_BUDGET_MIN, out=None, kinds=None,
+                max_seconds: float = 0.3, seed: int = 0, progress: bool = True, command: str | None = None) -> Path:
+    """Measure and write ``<out>/<device>_<engine>_<precision>_t<threads>.json``; returns its path."""
+    from ..bench.report import versions
+    from ..io_utils import check_writable
+    from .measure import check_supported, measurer
+    from .predictor import Predictor
+
+    if not budget_min or float(budget_min) <= 0:
+        raise UsageError(f"bad --budget-min {budget_min}: must be > 0")
+    if int(threads) < 1:
+        raise UsageError(f"bad --threads {threads}: must be >= 1")
+    kinds = parse_kinds(kinds)
+    check_supported(device, fmt, precision, target)
+    out = Path(out) if out else profiles.user_dir()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --out {out}: {exc.strerror}") from None
+    check_writable(out, what=f"--out {out}")  # before the budget is spent, not after
+    clock = time.perf_counter
+    t0 = clock()
+    budget = float(budget_min) * 60.0
+    deadline = t0 + budget
+    say = (lambda text: print(f"predict fit: {text}", file=sys.stderr)) if progress else (lambda text: None)
+    meas = measurer(device, fmt, precision, int(threads), target, max_seconds)
+    failures: list[dict] = []
+    run = _tolerant(meas, failures)
+    try:
+        seed_lists = [model_ops(m, sampling.SEED_SIZE) for m in sampling.SEED_MODELS]
+        seeds = sampling.seeds_by_kind([op for ops in seed_lists for op in ops])
+        kinds = [k for k in (kinds or KERNEL_KINDS) if k in seeds]
+        rng = sampling.rng_for(seed)
+        say(f"fixed cost {meas.overhead_ms * 1e3:.1f} us per inference; timing fusion pairs")
+        pairs = [p for p in fusion.candidate_pairs(seed_lists) if p[0]["kind"] in kinds and p[1]["kind"] in kinds]
+        rules = fusion.detect(pairs, run, deadline=t0 + FUSION_SHARE * budget, clock=clock)
+        fused = [f"{r['first']}>{r['second']}" for r in rules if r["fused"]]
+        say(f"{len(rules)} pair rule(s) timed, fused: {', '.join(fused) or 'none'}; sampling {len(kinds)} kernel kinds")
+        last = [clock()]
+
+        def tick(kind, phase, n):
+            if clock() - last[0] > 30:
+                last[0] = clock()
+                say(f"{int(deadline - clock())} s left; {kind}: {n} points")
+
+        points = fit.sample(run, seeds, kinds, t0 + (1 - COMPOSITE_SHARE) * budget, rng, progress=tick, clock=clock)
+        prof = {
+            "schema": profiles.SCHEMA, "version": profiles.VERSION,
+            "created": dt.datetime.now().isoformat(timespec="seconds"), "command": command,
+            "device": device, "target": target, **meas.describe(), "format": fmt, "precision": precision,
+            "threads": int(threads), "cost_unit": meas.cost_unit, "budget_min": float(budget_min),
+            "seed_models": list(sampling.SEED_MODELS), "seed_size": list(sampling.SEED_SIZE),
+            "overhead": {"cost": meas.overhead_ms, "stability": meas.overhead["stability"],
+                         "micro_cost": meas.bound_overhead_ms},
+            "kernels": {k: {"points": pts} for k, pts in points.items() if pts},
+            "fusion": rules, "versions": versions(), "failures": failures,
+        }
+        models, _ = fit.fit_models({k: v["points"] for k, v in prof["kernels"].items()})
+        for kind, entry in prof["kernels"].items():
+            entry["law"] = models[kind].law()
+        for kind, err in fit.held_out_errors(points).items():
+            prof["kernels"][kind]["held_out"] = err
+        say(f"{sum(len(p) for p in points.values())} kernel points; timing composite networks")
+        predictor = Predictor(prof)
+        comps = []
+        longest = 0.0  # the slowest composite so far: one more must still fit in the budget
+        while clock() + longest < deadline:
+            started = clock()
+            module, shape, desc = micro.composite(rng)
+            m = run.model(module, shape)
+            if m is None:
+                continue
+            ops = trace_ops(module, shape[1:], in_channels=shape[0])
+            comps.append({"description": desc, **totals(ops), "cost": m["raw"], "stability": m["stability"],
+                          "predicted": predictor.run(ops)["total"]})
+            longest = max(longest, clock() - started)
+        prof["composites"] = comps
+        if len(comps) >= 3:
+            prof["proxies"] = proxies.fit(comps, "composites")
+        else:
+            prof["proxies"] = proxies.fit([_whole_run(p) for pts in points.values() for p in pts],
+                                          "kernel points (no composite network fitted in the budget)")
+        prof["elapsed_s"] = round(clock() - t0, 1)
+        path = profiles.save(prof, out)
+    finally:
+        meas.close()
+    say(f"{path} ({prof['elapsed_s']:.0f} s)")
+    return path
+
+
+def _whole_run(point: dict) -> dict:
+    """A kernel point as the proxies see a network: MACs, bytes moved, cost of the whole run."""
+    c = spec_counts(point["spec"])
+    return {"macs": c["macs"], "memory_access_bytes": 4 * (c["in_elems"] + c["out_elems"] + c["weights"]),
+            "cost": point["raw"]}
+
+
+class _tolerant:
+    """The measurer, with a configuration that fails to export or run recorded (one line each) and
+    skipped: one odd shape must not cost a 15-minute fit. If nothing at all has run after
+    ``MAX_FAILURES_FIRST`` failures, the engine itself is broken and the fit stops."""
+
+    MAX_FAILURES_FIRST = 10
+
+    def __init__(self, meas, failures: list):
+        self.meas, self.failures, self.ok = meas, failures, 0
+
+    def _guard(self, what, call):
+        from ..errors import RuntimeFailure, one_line
+
+        try:
+            got = call()
+        except Exception as exc:  # noqa: BLE001 - recorded in the profile, see the class docstring
+            self.failures.append({"what": what, "error": one_line(exc)})
+            if not self.ok and len(self.failures) >= self.MAX_FAILURES_FIRST:
+                raise RuntimeFailure(f"every micro-model failed to run; the first: {self.failures[0]['error']}") from None
+            return None
+        self.ok += 1
+        return got
+
+    def __call__(self, specs: list[dict]):
+        return self._guard(specs, lambda: self.meas(specs))
+
+    def model(self, module, shape):
+        return self._guard({"composite": list(shape)}, lambda: self.meas.model(module, shape))

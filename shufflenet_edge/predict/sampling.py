@@ -1,0 +1,97 @@
+"""Where to sample: kernel configurations drawn around the layer shapes the registered models use.
+
+A draw picks one op of the kind from the seed models' decompositions and moves its channels by up
+to 2x either way and its map side from half to three times (so 480x640 and 720x1280 inputs are
+covered by a fit that reads only 224x224 shapes); groups, kernel size and stride stay the seed's.
+No model is ever timed: the seeds give shapes only. ``neighbours`` draws the same way in a 0.8x to
+1.25x box around a point, which is how the fit spends its budget where its error is largest.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .kernels import CONV_KINDS, KERNEL_KINDS, Op, model_ops
+
+# One model per family the zoo registers: their shapes span the zoo's (the other sizes differ in
+# width only, which the draws' 2x range covers).
+SEED_MODELS = ("v1_g3", "v1_g8", "v1_g1_0.5x", "v2_1.0x", "v2_2.0x", "mobilenet_v1_1.0x", "mobilenet_v2", "alexnet")
+SEED_SIZE = (224, 224)
+MAX_CHANNELS = 4096
+MAX_FC = 16384
+
+
+def seed_ops(models=SEED_MODELS, size=SEED_SIZE) -> list[Op]:
+    return [op for m in models for op in model_ops(m, size)]
+
+
+def seeds_by_kind(ops: list[Op]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for op in ops:
+        if op.kind in KERNEL_KINDS:
+            out.setdefault(op.kind, []).append(op.spec())
+    return out
+
+
+def _scale(rng, value: int, lo: float, hi: float, multiple: int = 1, cap: int = MAX_CHANNELS) -> int:
+    f = math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    v = max(multiple, int(round(value * f / multiple)) * multiple)
+    return int(min(v, max(multiple, cap // multiple * multiple)))
+
+
+def perturb(spec: dict, rng, lo: float = 0.5, hi: float = 2.0, side_lo: float = 0.5, side_hi: float = 3.0) -> dict:
+    """A new configuration of the same kind near ``spec`` (channel factors in [lo, hi], side in [side_lo, side_hi])."""
+    s = dict(spec)
+    kind = s["kind"]
+    if kind == "fc":
+        s["cin"] = _scale(rng, s["cin"], lo, hi, cap=MAX_FC)
+        s["cout"] = _scale(rng, s["cout"], lo, hi, cap=MAX_FC)
+        return s
+    g = int(s.get("groups", 1))
+    if kind == "dwconv":
+        c = _scale(rng, s["cin"], lo, hi)
+        s.update(cin=c, cout=c, groups=c)
+    elif kind in CONV_KINDS:
+        if s["cin"] > 3:  # a stem keeps its 3 image channels
+            s["cin"] = _scale(rng, s["cin"], lo, hi, multiple=g)
+        s["cout"] = _scale(rng, s["cout"], lo, hi, multiple=g)
+    elif kind == "shuffle":
+        c = _scale(rng, s["cin"], lo, hi, multiple=g)
+        s.update(cin=c, cout=c)
+    elif kind == "split":
+        c = _scale(rng, s["cin"], lo, hi, multiple=2)
+        s.update(cin=c, cout=c)
+    elif kind == "concat":
+        s["cin"] = _scale(rng, s["cin"], lo, hi)
+        s["c2"] = _scale(rng, s.get("c2", s["cin"]), lo, hi)
+        s["cout"] = s["cin"] + s["c2"]
+    else:  # relu, add, pools: channels in = out
+        c = _scale(rng, s["cin"], lo, hi)
+        s.update(cin=c, cout=c)
+    if "out" in s:  # adaptive pooling keeps its output size; the map it reads moves
+        side_lo = max(side_lo, 1.0)
+    f = math.exp(rng.uniform(math.log(side_lo), math.log(side_hi)))
+    aspect = s["w"] / max(1, s["h"])
+    if rng.random() < 0.3:
+        aspect = float(rng.choice([1.0, 4 / 3, 16 / 9]))
+    least = max(int(s.get("k", 1)), 1, *(s.get("out") or [1]))
+    h = max(least, int(round(s["h"] * f)))
+    s.update(h=h, w=max(least, int(round(h * aspect))))
+    if "out" in s:  # whole multiples of the output size: a plain average pool (kernel = stride) in any exporter
+        oh, ow = s["out"]
+        s.update(h=oh * max(1, round(s["h"] / oh)), w=ow * max(1, round(s["w"] / ow)))
+    return s
+
+
+def draw(kind: str, seeds: dict[str, list[dict]], rng) -> dict:
+    pool = seeds[kind]
+    return perturb(pool[int(rng.integers(len(pool)))], rng)
+
+
+def neighbours(spec: dict, rng, n: int) -> list[dict]:
+    return [perturb(spec, rng, 0.8, 1.25, 0.8, 1.25) for _ in range(n)]
+
+
+def rng_for(seed: int = 0):
+    return np.random.default_rng(seed)

@@ -1,0 +1,279 @@
+"""`edge predict`: decomposition into kernels, fusion-rule detection, the profile file, the
+prediction arithmetic and CLI errors (fast); a real fit + predict on this host (slow)."""
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+
+from shufflenet_edge.predict import fusion, profile as P, sampling
+from shufflenet_edge.predict.kernels import KERNEL_KINDS, model_ops, spec_counts
+
+
+# ---------------------------------------------------------------- decomposition
+
+@pytest.mark.parametrize("name", ["v1_g3", "v1_g8_0.5x", "v2_1.0x", "v2_0.5x"])
+def test_decomposition_matches_edge_info_layers(name):
+    from shufflenet_edge.complexity import complexity
+
+    for size in ((224, 224), (480, 640)):
+        c = complexity(name, size)
+        ops = model_ops(name, size)
+        assert [o.layer for o in ops if o.layer] == [layer.name for layer in c.layers]
+        assert sum(o.macs for o in ops) == c.macs
+        assert all(o.kind in KERNEL_KINDS for o in ops)
+        # the layer's own counts, and shapes that chain: each op reads what its producer wrote
+        for o in ops:
+            for src in o.inputs:
+                if src >= 0 and o.kind not in ("add", "concat") and ops[src].kind != "split":
+                    assert ops[src].cout * ops[src].oh * ops[src].ow == o.cin * o.h * o.w, (o.name, ops[src].name)
+    implicit = [o for o in model_ops(name) if o.layer is None]
+    if name.startswith("v2"):  # every stride-1 unit splits its input: 3 + 7 + 3
+        assert [o.kind for o in implicit] == ["split"] * 13
+    else:
+        assert implicit == []
+
+
+def test_functional_ops_outside_layers_are_kernels_too():
+    """torchvision's MobileNet v2 adds residuals and pools with functions edge info cannot see."""
+    ops = model_ops("mobilenet_v2", 224)
+    implicit = [o.kind for o in ops if o.layer is None]
+    assert implicit.count("add") == 10 and implicit.count("gap") == 1
+    fc = [o for o in ops if o.kind == "fc"][0]
+    assert ops[fc.inputs[0]].kind == "gap" and fc.cin == 1280
+
+
+def test_spec_counts_agree_with_the_layer_counts():
+    for op in model_ops("v1_g3", 224):
+        got = spec_counts(op.spec())
+        assert (got["macs"], got["oh"], got["ow"]) == (op.macs, op.oh, op.ow), op.name
+        if op.kind in ("conv1x1", "gconv1x1", "dwconv", "conv", "fc"):
+            assert got["weights"] == op.weights, op.name
+
+
+# ---------------------------------------------------------------- fusion rules
+
+def _spec(kind, c=64, hw=28, **kw):
+    return {"kind": kind, "cin": c, "cout": c, "h": hw, "w": hw, **kw}
+
+
+def test_fusion_detection_on_a_synthetic_engine():
+    """A fake engine: ReLU after a 1x1 conv is free (fused), a shuffle after a ReLU costs extra
+    nothing and saves nothing; pairs that save reveal themselves only through their timings."""
+    own = {"conv1x1": 1.0, "relu": 0.2, "shuffle": 0.3, "add": 0.25}
+    calls = []
+
+    def measure(specs):
+        calls.append([s["kind"] for s in specs])
+        kinds = [s["kind"] for s in specs]
+        cost = sum(own[k] for k in kinds)
+        if kinds == ["conv1x1", "relu"]:
+            cost -= own["relu"]  # fused: the relu runs inside the conv's kernel
+        if kinds == ["conv1x1", "add"]:
+            cost -= 0.6 * own["add"]  # partly shared (a reorder fewer)
+        return {"cost": cost, "stability": {"verdict": "stable"}}
+
+    pairs = [(_spec("conv1x1"), _spec("relu"), 5), (_spec("relu"), _spec("shuffle", groups=2), 3),
+             (_spec("conv1x1"), _spec("add"), 2)]
+    rules = {(r["first"], r["second"]): r for r in fusion.detect(pairs, measure)}
+    assert rules[("conv1x1", "relu")]["fused"] and rules[("conv1x1", "relu")]["saving"] == pytest.approx(1.0)
+    assert not rules[("relu", "shuffle")]["fused"] and rules[("relu", "shuffle")]["saving"] == pytest.approx(0.0)
+    assert rules[("conv1x1", "add")]["saving"] == pytest.approx(0.6) and rules[("conv1x1", "add")]["fused"]
+    assert ["conv1x1", "relu"] in calls and ["conv1x1"] in calls and ["relu"] in calls  # alone and together
+
+
+def test_candidate_pairs_come_from_the_models_graphs():
+    pairs = fusion.candidate_pairs([model_ops("v1_g3", 224), model_ops("v2_1.0x", 224)])
+    kinds = {(a["kind"], b["kind"]) for a, b, _ in pairs}
+    assert ("conv1x1", "relu") in kinds and ("gconv1x1", "add") in kinds and ("concat", "shuffle") in kinds
+    assert ("split", "conv1x1") in kinds  # v2: the split half goes to the branch's first conv
+    assert {b for a, b in kinds if b == "split"} and {a for a, b in kinds if b == "split"} == {"shuffle"}
+    assert all(a["kind"] != "fc" for a, _, _ in pairs)
+
+
+# ---------------------------------------------------------------- profile and prediction arithmetic
+
+def _law(spec):
+    c = spec_counts(spec)
+    return 2e-3 * c["macs"] / 1e6 + 1e-3 * (c["in_elems"] + c["out_elems"] + c["weights"]) / 1e6 + 2e-3
+
+
+@functools.lru_cache(maxsize=1)
+def _seeds():
+    return sampling.seeds_by_kind(sampling.seed_ops(("v1_g3", "v2_1.0x", "mobilenet_v2", "alexnet"), (224, 224)))
+
+
+def synthetic_profile(rules=()) -> dict:
+    """A profile whose points follow one known law exactly (no timing): what it must predict is known."""
+    seeds = _seeds()
+    rng = sampling.rng_for(0)
+    kernels = {}
+    for kind in seeds:
+        specs = [sampling.draw(kind, seeds, rng) for _ in range(10)]
+        kernels[kind] = {"points": [{"spec": s, "cost": _law(s), "raw": _law(s) + 0.01, "phase": "initial",
+                                     "stability": {"verdict": "stable"}} for s in specs]}
+    return {"schema": P.SCHEMA, "version": P.VERSION, "device": "host", "target": None,
+            "engine": {"name": "onnxruntime", "version": "test"}, "format": "onnx", "precision": "fp32",
+            "threads": 1, "cost_unit": "ms", "overhead": {"cost": 0.01}, "kernels": kernels,
+            "fusion": [{"first": a, "second": b, "saving": s, "fused": True} for a, b, s in rules],
+            "proxies": {"fitted_on": "test", "flops": {"a": 1e-8, "k": 1.0, "n": 2},
+                        "macs_memory": {"ms_per_gmac": 2.0, "ms_per_mb": 0.5, "ms_fixed": 0.01, "n": 3}}}
+
+
+def test_prediction_is_the_sum_of_its_kernels_plus_the_fixed_cost():
+    from shufflenet_edge.predict import predict
+
+    prof = synthetic_profile()
+    ops = model_ops("v2_1.0x", 224)
+    r = predict("v2_1.0x", 224, prof)
+    expected = 0.01 + sum(_law(o.spec()) for o in ops)
+    assert r["predicted"] == pytest.approx(expected, rel=2e-3)
+    assert len(r["kernels"]) == len(ops) and sum(a["count"] for a in r["by_kind"].values()) == len(ops)
+    assert r["proxies"]["flops"] == pytest.approx(1e-8 * r["macs"])
+    assert r["proxies"]["macs_memory"] == pytest.approx(2.0 * r["macs"] / 1e9 + 0.5 * r["memory_access_bytes"] / 1e6 + 0.01)
+    # a larger input costs more, kernel by kernel
+    assert predict("v2_1.0x", (480, 640), prof)["predicted"] > 3 * r["predicted"]
+
+
+def test_fused_kernels_merge_and_lose_the_saved_cost():
+    from shufflenet_edge.predict import predict
+
+    plain = predict("v1_g3", 224, synthetic_profile())
+    fused = predict("v1_g3", 224, synthetic_profile(rules=[("conv1x1", "relu", 1.0), ("gconv1x1", "relu", 1.0)]))
+    ops = model_ops("v1_g3", 224)
+    after_conv = [o for o in ops if o.kind == "relu" and ops[o.inputs[0]].kind in ("conv1x1", "gconv1x1")]
+    assert after_conv
+    assert fused["predicted"] == pytest.approx(plain["predicted"] - sum(_law(o.spec()) for o in after_conv), rel=2e-3)
+    merged = [k for k in fused["kernels"] if k["kind"].endswith("+relu")]
+    assert len(merged) == len(after_conv) and all(len(k["layers"]) == 2 for k in merged)
+    # fused or not, the kernels hold every layer of edge info exactly once
+    layers = [name for k in fused["kernels"] for name in k["layers"]]
+    assert sorted(layers) == sorted(o.layer for o in ops if o.layer)
+
+
+def test_profile_round_trip(tmp_path):
+    from shufflenet_edge.predict import predict
+
+    prof = synthetic_profile(rules=[("conv1x1", "relu", 0.9)])
+    path = P.save(prof, tmp_path)
+    assert path.name == "host_onnxruntime_fp32_t1.json"
+    loaded = P.load(path)
+    assert {k: v for k, v in loaded.items() if k != "_path"} == json.loads(json.dumps(prof))
+    assert predict("v1_g3", 224, str(path))["predicted"] == pytest.approx(predict("v1_g3", 224, prof)["predicted"])
+
+
+@pytest.mark.parametrize("content, words", [
+    ("{not json", "not JSON"),
+    ('{"schema": "something else"}', "schema"),
+    ("[1, 2]", "not a JSON object"),
+])
+def test_bad_profile_is_one_usage_error_line(tmp_path, content, words):
+    from shufflenet_edge.errors import UsageError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    with pytest.raises(UsageError, match=words) as exc:
+        P.load(bad)
+    assert "\n" not in str(exc.value) and "edge predict fit" in str(exc.value)
+
+
+def test_a_corrupt_point_is_named(tmp_path):
+    prof = json.loads(json.dumps(synthetic_profile()))
+    prof["kernels"]["dwconv"]["points"][3]["spec"]["cin"] = "many"
+    assert P.problem(prof) == "kernels.dwconv.points[3] needs a spec (kind dwconv, cin, cout, h, w >= 1) and a cost"
+
+
+def test_bad_profile_via_the_cli_is_one_line_and_exit_2(edge_cli, tmp_path):
+    bad = tmp_path / "host_onnxruntime_fp32_t1.json"
+    bad.write_text('{"schema": "shufflenet-edge/predict-profile", "version": 1, "engine": {}}')
+    r = edge_cli("predict", "--model", "v2_0.5x", "--device-profile", bad)
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith(f"error: bad device profile {bad}: engine")
+
+
+def test_missing_profile_names_the_fix(tmp_path):
+    from shufflenet_edge.errors import UsageError
+
+    with pytest.raises(UsageError, match="device profile not found: .*edge predict fit"):
+        P.load(tmp_path / "none.json")
+
+
+def test_cli_table_and_json(cli, tmp_path):
+    path = P.save(synthetic_profile(rules=[("conv1x1", "relu", 1.0)]), tmp_path)
+    r = cli("predict", "--model", "v1_g8_1.5x", "--device-profile", path)
+    assert r.returncode == 0, r.stderr
+    for words in ("kernel predictor", "FLOPs law", "MACs + memory law", "gconv1x1", "dwconv"):
+        assert words in r.stdout
+    r = cli("predict", "--model", "v1_g8_1.5x", "--device-profile", path, "--json")
+    d = json.loads(r.stdout)
+    assert d["model"] == "v1_g8_1.5x" and d["predicted"] > 0 and set(d["proxies"]) == {"flops", "macs_memory"}
+    assert d["kernels"][0]["layers"] == ["conv1.0"]
+    r = cli("predict", "fit", "--device", "arm", "--budget-min", "1")
+    assert r.returncode == 2 and "only --device host" in r.stderr
+
+
+def test_onnx_file_reads_like_the_registered_model(tmp_path):
+    from shufflenet_edge.models import create_model
+    from shufflenet_edge.predict import predict
+    from shufflenet_edge.predict.measure import export_onnx
+
+    net = create_model("v2_0.5x", input_size=64)
+    path = export_onnx(net, [[1, 3, 64, 64]], tmp_path / "v2.onnx")
+    prof = synthetic_profile()
+    from_file = predict(path, None, prof)
+    from_name = predict("v2_0.5x", 64, prof)
+    assert from_file["input_size"] == [64, 64] and from_file["macs"] == from_name["macs"]
+    def convs(r):
+        return {k: a["count"] for k, a in r["by_kind"].items() if "conv" in k}
+
+    assert convs(from_file) == convs(from_name)
+    assert from_file["predicted"] == pytest.approx(from_name["predicted"], rel=0.1)
+
+
+def test_reproduce_section_with_and_without_a_profile(tmp_path, monkeypatch):
+    """With a profile: R^2 of MACs vs of the kernel predictor on the Table 8 models; without one
+    (int8 here): the command that makes it, and no failure."""
+    from shufflenet_edge.complexity import complexity
+    from shufflenet_edge.predict import predict
+    from shufflenet_edge.predict.proxies import fit_flops_law
+    from shufflenet_edge.reproduce.report import _md_variance
+    from shufflenet_edge.reproduce.variance import explained
+
+    monkeypatch.setenv("EDGE_CACHE_DIR", str(tmp_path))
+    prof = P.load(P.save(synthetic_profile(), P.user_dir()))  # loaded from its file: one fit serves every call
+    models = ("v1_g3_0.5x", "v1_g3", "v1_g3_2.0x", "alexnet", "mobilenet_v1_1.0x")
+    rows = []
+    for precision in ("fp32", "int8"):
+        for m in models:  # costs that the profile predicts exactly: its R^2 must be 1, the MACs law's below
+            rows.append({"model": m, "format": "onnx", "precision": precision, "threads": 1, "input_size": [224, 224],
+                         "table8": True, "macs": complexity(m).macs, "cost": predict(m, 224, prof)["predicted"]})
+    law = fit_flops_law([r["macs"] for r in rows[:5]], [r["cost"] for r in rows[:5]])
+    fits = [{"format": "onnx", "precision": p, "threads": 1, "input_size": [224, 224], **law} for p in ("fp32", "int8")]
+    var = explained({"unit": "ms", "rows": rows, "fits": fits}, "host")
+    (g,) = var["groups"]
+    assert g["precision"] == "fp32" and g["n"] == 5 and g["r2_predictor"] == pytest.approx(1.0, abs=1e-6)
+    assert g["r2_macs"] < 1.0 and g["rmspe_macs"] > g["rmspe_predictor"]
+    (miss,) = var["missing"]
+    assert miss["profile"] == "host_onnxruntime_int8_t1.json"
+    text = "\n".join(_md_variance(var))
+    assert "R^2 kernel predictor" in text and "edge predict fit --device host --format onnx --precision int8" in text
+
+
+# ---------------------------------------------------------------- slow: a real (short) fit on this host
+
+@pytest.mark.slow
+def test_fit_then_predict_smoke(edge_cli, tmp_path):
+    r = edge_cli("predict", "fit", "--budget-min", "0.6", "--kernels", "conv1x1,gconv1x1,dwconv,relu,add,shuffle",
+                 "--max-seconds", "0.1", "--out", tmp_path, timeout=180)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "host_onnxruntime_fp32_t1.json"
+    prof = P.load(path)
+    assert prof["machine"]["cpu"] and prof["engine"]["version"] and prof["elapsed_s"] <= 0.6 * 60 + 5
+    pts = [p for k in prof["kernels"].values() for p in k["points"]]
+    assert len(pts) >= 6 and all(p["stability"]["verdict"] in ("stable", "noisy") for p in pts)
+    assert prof["overhead"]["cost"] > 0 and prof["proxies"]["fitted_on"]
+    r = edge_cli("predict", "--model", "v2_0.5x", "--device-profile", path, "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["predicted"] > 0 and any("all-kinds linear law" in n for n in d["notes"])  # concat, split not sampled
