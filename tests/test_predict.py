@@ -152,6 +152,24 @@ def test_fused_kernels_merge_and_lose_the_saved_cost():
     assert sorted(layers) == sorted(o.layer for o in ops if o.layer)
 
 
+def test_calibration_from_composites_scales_compute_and_memory_kernels():
+    from shufflenet_edge.predict import predict
+    from shufflenet_edge.predict.predictor import calibrate
+
+    comps = [{"kernel_sums": {"compute": c, "memory": m}, "fixed_cost": 0.01, "cost": 0.01 + 1.5 * c + 2.0 * m}
+             for c, m in ((1.0, 0.2), (3.0, 0.5), (0.5, 0.4), (8.0, 1.0), (2.0, 2.0))]
+    cal = calibrate(comps)
+    assert cal["fitted"] and cal["compute"] == pytest.approx(1.5) and cal["memory"] == pytest.approx(2.0)
+    assert not calibrate(comps[:4])["fitted"]  # too few networks: scale 1
+
+    plain = predict("v2_0.5x", 224, synthetic_profile())
+    scaled = predict("v2_0.5x", 224, {**synthetic_profile(), "calibration": cal})
+    compute = sum(k["cost"] for k in plain["kernels"] if k["kind"].split("+")[0] in ("conv1x1", "dwconv", "conv", "fc"))
+    memory = plain["predicted"] - plain["fixed_cost"] - compute
+    assert scaled["predicted"] == pytest.approx(plain["fixed_cost"] + 1.5 * compute + 2.0 * memory, rel=1e-6)
+    assert scaled["uncalibrated"] == pytest.approx(plain["predicted"])
+
+
 def test_profile_round_trip(tmp_path):
     from shufflenet_edge.predict import predict
 

@@ -44,6 +44,10 @@ def _print(r: dict, every_kernel: bool, wide: bool) -> None:
                 wide=wide, out=out)
     out.print(f"profile: {r['profile'] or '(given as data)'}; proxies fitted on {laws.get('fitted_on') or '-'}",
               highlight=False)
+    cal = r["calibration"]
+    if cal.get("fitted"):
+        out.print(f"calibrated on {cal['n']} composite networks: compute kernels x{cal['compute']:.2f}, memory-bound "
+                  f"x{cal['memory']:.2f} (uncalibrated sum {_ms(r['uncalibrated'])})", highlight=False)
     for note in r["notes"]:
         out.print(f"note: {note}", highlight=False)
 

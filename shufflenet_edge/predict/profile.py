@@ -97,6 +97,9 @@ def problem(p) -> str | None:
         return "fusion must be a list of {first, second, saving, fused}"
     if p.get("proxies") is not None and not isinstance(p["proxies"], dict):
         return "proxies must be an object"
+    cal = p.get("calibration")
+    if cal is not None and not (isinstance(cal, dict) and _finite(cal.get("compute")) and _finite(cal.get("memory"))):
+        return "calibration must be an object with numbers compute and memory"
     return None
 
 

@@ -2,8 +2,9 @@
 
 Phases, each with its share of the budget (the whole run, set-up included, ends by it):
 fusion rules (``FUSION_SHARE``), kernel points (the rest, less ``COMPOSITE_SHARE``), then
-composite networks for the two proxy laws and an in-fit check of the kernel predictor on whole
-networks it never saw. A phase that runs out of time stops between two measurements.
+composite networks (random stacks of the zoo's units, no zoo model) for the two proxy laws and the
+predictor's calibration (``predictor.calibrate``). A phase that runs out of time stops between two
+measurements.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from ..errors import UsageError
 from . import fit, fusion, micro, profile as profiles, proxies, sampling
 from .kernels import KERNEL_KINDS, model_ops, spec_counts, totals, trace_ops
 
-FUSION_SHARE = 0.12
-COMPOSITE_SHARE = 0.12
+FUSION_SHARE = 0.10
+COMPOSITE_SHARE = 0.20  # composites feed both proxies and the calibration: a few dozen in 15 minutes
 DEFAULT_BUDGET_MIN = 15.0
 
 
@@ -38,7 +39,7 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
     from ..bench.report import versions
     from ..io_utils import check_writable
     from .measure import check_supported, measurer
-    from .predictor import Predictor
+    from .predictor import Predictor, calibrate
 
     if not budget_min or float(budget_min) <= 0:
         raise UsageError(f"bad --budget-min {budget_min}: must be > 0")
@@ -105,10 +106,13 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
             if m is None:
                 continue
             ops = trace_ops(module, shape[1:], in_channels=shape[0])
+            got = predictor.run(ops)
             comps.append({"description": desc, **totals(ops), "cost": m["raw"], "stability": m["stability"],
-                          "predicted": predictor.run(ops)["total"]})
+                          "fixed_cost": meas.overhead_ms, "kernel_sums": got["kernel_sums"],
+                          "predicted_uncalibrated": got["total"]})
             longest = max(longest, clock() - started)
         prof["composites"] = comps
+        prof["calibration"] = calibrate(comps)
         if len(comps) >= 3:
             prof["proxies"] = proxies.fit(comps, "composites")
         else:
