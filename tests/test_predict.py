@@ -295,3 +295,17 @@ def test_fit_then_predict_smoke(edge_cli, tmp_path):
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["predicted"] > 0 and any("all-kinds linear law" in n for n in d["notes"])  # concat, split not sampled
+
+
+@pytest.mark.slow
+def test_validate_measures_and_reports_each_predictor(cli, tmp_path):
+    """One model at 64 px, a synthetic profile: the export, the bench record and the report are real."""
+    path = P.save(synthetic_profile(), tmp_path / "profile")
+    r = cli("predict", "validate", "--device-profile", path, "--models", "v2_0.5x", "--sizes", "64",
+            "--max-seconds", "0.5", "--out", tmp_path / "val")
+    assert r.returncode == 0, r.stderr
+    assert "kernel predictor" in r.stdout and "FLOPs law fitted on these measurements" in r.stdout
+    res = json.loads((tmp_path / "val" / "validate_host_onnxruntime_fp32_t1.json").read_text())
+    (row,) = res["rows"]
+    assert row["model"] == "v2_0.5x" and row["measured"] > 0 and row["stability"] in ("stable", "noisy")
+    assert res["summary"]["predicted"]["n"] == 1 and (tmp_path / "val" / res["plot"]).is_file()
