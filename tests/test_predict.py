@@ -291,6 +291,7 @@ def test_fit_then_predict_smoke(edge_cli, tmp_path):
     pts = [p for k in prof["kernels"].values() for p in k["points"]]
     assert len(pts) >= 6 and all(p["stability"]["verdict"] in ("stable", "noisy") for p in pts)
     assert prof["overhead"]["cost"] > 0 and prof["proxies"]["fitted_on"]
+    assert prof["noisy"]["points"] == len(pts) + len(prof["composites"])  # a busy machine is said, not hidden
     r = edge_cli("predict", "--model", "v2_0.5x", "--device-profile", path, "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)

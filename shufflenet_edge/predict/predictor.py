@@ -151,6 +151,10 @@ def predict(model, input_size=None, profile=None) -> dict:
         agg["cost"] += k["cost"]
         agg["macs"] += k["macs"]
     total = got["total"]
+    noisy = prof.get("noisy") or {}
+    if noisy.get("share", 0.0) > profiles.NOISY_WARN:
+        got["notes"].append(f"{noisy['noisy']} of {noisy['points']} timings in this profile were noisy (the machine "
+                            "was busy while it was fitted): fit it again on a quiet machine")
     for agg in by_kind.values():
         agg["share"] = agg["cost"] / total if total > 0 else 0.0
     return {

@@ -26,6 +26,7 @@ SCHEMA = "shufflenet-edge/predict-profile"
 VERSION = 1
 COST_UNITS = ("ms", "instructions")
 FIX = "make a new one with `edge predict fit`"
+NOISY_WARN = 0.5  # share of noisy timings above which a fit (and every prediction from it) says so
 
 
 def file_name(device: str, engine: str, precision: str, threads: int) -> str:

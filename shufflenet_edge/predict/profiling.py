@@ -120,11 +120,22 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
             prof["proxies"] = proxies.fit([_whole_run(p) for pts in points.values() for p in pts],
                                           "kernel points (no composite network fitted in the budget)")
         prof["elapsed_s"] = round(clock() - t0, 1)
+        prof["noisy"] = noisy_share(prof)
         path = profiles.save(prof, out)
     finally:
         meas.close()
     say(f"{path} ({prof['elapsed_s']:.0f} s)")
+    if prof["noisy"]["share"] > profiles.NOISY_WARN:
+        say(f"warning: {prof['noisy']['noisy']} of {prof['noisy']['points']} timings were noisy (other work on this "
+            "machine): fit again with nothing else running before trusting its predictions")
     return path
+
+
+def noisy_share(prof: dict) -> dict:
+    """How many of the profile's timings carry a noisy verdict (``runtime/timing.py``'s rules)."""
+    pts = [p for k in prof["kernels"].values() for p in k["points"]] + prof.get("composites", [])
+    noisy = sum(1 for p in pts if (p.get("stability") or {}).get("verdict") == "noisy")
+    return {"points": len(pts), "noisy": noisy, "share": noisy / len(pts) if pts else 0.0}
 
 
 def _whole_run(point: dict) -> dict:
