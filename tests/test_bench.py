@@ -15,6 +15,8 @@ from shufflenet_edge.errors import UsageError
 from shufflenet_edge.record import validate
 from shufflenet_edge.runtime import opgroups, timing
 
+from conftest import run_tmp
+
 RECORD_KEYS = {"model", "format", "precision", "engine", "threads", "device", "latency_ms", "runs", "peak_rss_mb",
                "size_bytes", "macs", "gmacs_per_s", "cpu_peak_gmacs", "rounds", "warmup", "batch", "input_size"}
 LATENCY_KEYS = {"min", "mean", "p50", "p90", "p99", "std", "cv"}
@@ -23,7 +25,7 @@ SMALL = dict(model="v2_0.5x", input_size=64)
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("EDGE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "edge-cache"))
+    monkeypatch.setenv("EDGE_CACHE_DIR", str(run_tmp(tmp_path_factory) / "edge-cache"))
 
 
 def _check_record(r, engine, fmt, threads):
@@ -203,18 +205,17 @@ def test_litert_engine_and_report_table():
 # ------------------------------------------------------------------ CLI and error paths
 
 
-def test_cli_json_and_out(edge_cli, tmp_path):
+def test_cli_json_and_out(cli, tmp_path):
     out = tmp_path / "res.json"
-    env = {"EDGE_CACHE_DIR": os.environ["EDGE_CACHE_DIR"]}
-    p = edge_cli("bench", "--model", "v2_0.5x", "--input-size", "64", "--runs", "5", "--warmup", "1", "--json",
-                 "--json-out", out, env=env)
+    p = cli("bench", "--model", "v2_0.5x", "--input-size", "64", "--runs", "5", "--warmup", "1", "--json",
+            "--json-out", out)
     assert p.returncode == 0, p.stderr
     assert "deprecated" not in p.stderr
     recs = json.loads(p.stdout)
     assert isinstance(recs, list) and len(recs) == 1
     _check_record(recs[0], "onnxruntime", "onnx", 1)
     assert json.loads(out.read_text()) == recs
-    p = edge_cli("bench", "--artifact", recs[0]["artifact"], "--runs", "3", "--warmup", "0", "--out", out, env=env)
+    p = cli("bench", "--artifact", recs[0]["artifact"], "--runs", "3", "--warmup", "0", "--out", out)
     assert p.returncode == 0 and "onnxruntime" in p.stdout and "p50 ms" in p.stdout
     assert p.stderr.strip() == "note: --out FILE is deprecated for edge bench (--out names a folder elsewhere): " \
                                "use --json-out FILE"  # the old spelling still appends, with one line
@@ -225,7 +226,7 @@ def test_cli_json_and_out(edge_cli, tmp_path):
 
     alone = tmp_path / "alone.onnx"  # the file without its sidecar still carries its metadata: still verified
     alone.write_bytes(Path(recs[0]["artifact"]).read_bytes())
-    p = edge_cli("bench", "--artifact", alone, "--runs", "3", "--warmup", "0", "--json", env=env)
+    p = cli("bench", "--artifact", alone, "--runs", "3", "--warmup", "0", "--json")
     assert p.returncode == 0 and json.loads(p.stdout)[0]["verified"] is True
     bare = tmp_path / "bare.onnx"  # ... until its embedded parity result is gone too: bench says it is not verified
     proto = onnx.load(str(alone))
@@ -235,7 +236,7 @@ def test_cli_json_and_out(edge_cli, tmp_path):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(bare))
-    p = edge_cli("bench", "--artifact", bare, "--runs", "3", "--warmup", "0", "--json", env=env)
+    p = cli("bench", "--artifact", bare, "--runs", "3", "--warmup", "0", "--json")
     assert p.returncode == 0 and json.loads(p.stdout)[0]["verified"] is False
     assert p.stderr.strip().startswith("note: bare.onnx is not verified")
 
@@ -250,19 +251,19 @@ def test_cli_json_and_out(edge_cli, tmp_path):
     (["--model", "v1_g3", "--cpus", "x-y"], 2, "bad --cpus"),
     ([], 2, "give either --model"),
 ])
-def test_cli_errors_are_one_line(edge_cli, args, code, match):
-    p = edge_cli("bench", *args)
+def test_cli_errors_are_one_line(cli, args, code, match):
+    p = cli("bench", *args)
     assert p.returncode == code, p.stderr
     assert match in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
 
 
-def test_corrupt_artifact_is_one_line(edge_cli, tmp_path):
+def test_corrupt_artifact_is_one_line(cli, tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x01garbage")
     out = tmp_path / "keep.json"
     out.write_text("[]\n")
-    p = edge_cli("bench", "--artifact", bad, "--json-out", out)
+    p = cli("bench", "--artifact", bad, "--json-out", out)
     assert p.returncode == 2 and "cannot load" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert json.loads(out.read_text()) == []

@@ -1,10 +1,10 @@
 import json
 
 
-def test_models_json_lists_every_model(edge_cli):
+def test_models_json_lists_every_model(cli):
     from shufflenet_edge import list_models
 
-    r = edge_cli("models", "--json")
+    r = cli("models", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert [row["name"] for row in rows] == list_models()
@@ -18,27 +18,27 @@ def test_models_json_lists_every_model(edge_cli):
     assert by["v2_1.0x"]["params"] == 2_278_604
 
 
-def test_models_table_and_info(edge_cli):
-    r = edge_cli("models")
+def test_models_table_and_info(cli):
+    r = cli("models")
     assert r.returncode == 0 and "v1_g8_2.0x" in r.stdout and "mobilenet_v2" in r.stdout
-    r = edge_cli("info", "v1_g3")
+    r = cli("info", "v1_g3")
     assert r.returncode == 0, r.stderr
     assert "stage2.0.gconv1.0" in r.stdout and "total" in r.stdout and "137.5 M" in r.stdout
 
 
-def test_info_json_at_small_input(edge_cli):
-    r = edge_cli("info", "v2", "--input-size", "32", "--num-classes", "10", "--json")
+def test_info_json_at_small_input(cli):
+    r = cli("info", "v2", "--input-size", "32", "--num-classes", "10", "--json")
     info = json.loads(r.stdout)
     assert info["stem"] == "cifar" and "layout" not in info and info["input_size"] == [32, 32] and info["layers"][-1]["out_shape"] == [10]
 
 
-def test_unknown_model_is_one_line_exit_2(edge_cli):
-    r = edge_cli("info", "v1_g5")
+def test_unknown_model_is_one_line_exit_2(cli):
+    r = cli("info", "v1_g5")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["error: unknown model 'v1_g5' (did you mean v1_g8, v1_g4, v1_g3?)"]
     assert "Traceback" not in r.stderr
 
 
-def test_bad_input_size_is_rejected(edge_cli):
-    r = edge_cli("info", "v1_g3", "--input-size", "big")
+def test_bad_input_size_is_rejected(cli):
+    r = cli("info", "v1_g3", "--input-size", "big")
     assert r.returncode == 2 and "bad input size" in r.stderr and "Traceback" not in r.stderr

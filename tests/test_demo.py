@@ -21,6 +21,8 @@ from shufflenet_edge.demo import DemoServer
 from shufflenet_edge.demo.assets import runtimes_missing
 from shufflenet_edge.runtime.timing import stats_ms
 
+from conftest import DIGITS_MODEL
+
 NODE = shutil.which("node")
 CHROMIUM = Path("/usr/bin/chromium")
 NPM_DIR = Path(__file__).resolve().parents[1] / "android_demo"  # node_modules (playwright-core) and drive.mjs
@@ -255,26 +257,15 @@ needs_browser = pytest.mark.skipif(not (NODE and CHROMIUM.exists()), reason="nee
 
 
 @pytest.fixture(scope="module")
-def trained_exports(tmp_path_factory):
-    """v2_1.0x trained briefly on digits (32x32: 224 px SGD takes minutes per epoch on two cores,
+def trained_exports(digits_model, tmp_path_factory):
+    """The suite's converged digits model (32x32: 224 px SGD takes minutes per epoch on two cores,
     and an untrained net's near-tied logits make top-1 a coin toss), exported as ONNX and TFLite
     int8 calibrated on digits."""
     from shufflenet_edge.export import export
-    from shufflenet_edge.train import train
 
-    import torch
-
-    root = tmp_path_factory.mktemp("demo")
-    threads = torch.get_num_threads()
-    # one thread: two spinning intra-op threads on a busy 2-core machine ran 10x slower (165 s vs 15 s an epoch)
-    torch.set_num_threads(1)
-    try:
-        summary = train("v2_1.0x", "digits", out=root / "run", epochs=8, quiet=True)
-        models = root / "models"
-        files = [export(checkpoint=summary["best"], format=fmt, precision="int8", calib="digits", calib_size=64,
-                        out=models, quiet=True).path for fmt in ("onnx", "tflite")]
-    finally:
-        torch.set_num_threads(threads)
+    models = tmp_path_factory.mktemp("demo") / "models"
+    files = [export(checkpoint=digits_model[0], format=fmt, precision="int8", calib="digits", calib_size=64,
+                    out=models, quiet=True).path for fmt in ("onnx", "tflite")]
     return models, files
 
 
@@ -367,7 +358,7 @@ def test_browser_classifies_like_python_and_reports_latency(trained_exports, dem
     deadline = time.time() + 10
     while not any(saved.name in line for line in lines) and time.time() < deadline:
         time.sleep(0.1)
-    assert any(line.startswith("report: v2_1.0x") and saved.name in line for line in lines)
+    assert any(line.startswith(f"report: {DIGITS_MODEL} ") and saved.name in line for line in lines)
     print(f"{path.name} in headless Chromium ({engine}): p50 {rec['latency_ms']['p50']:.2f} ms, "
           f"p90 {rec['latency_ms']['p90']:.2f} ms; top-1 {top5[0]['label']} ({top5[0]['score']:.3f})")
 

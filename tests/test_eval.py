@@ -8,18 +8,13 @@ import torch
 from shufflenet_edge.errors import UsageError
 from shufflenet_edge.evaluate import evaluate, metrics
 
-TINY = "v2_0.5x"
+from conftest import DIGITS_MODEL as TINY
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    """A small model trained on digits long enough to converge (a half-trained net, 65% after 4
-    epochs, made the int8 check flaky: its int8 accuracy swung by 20 points between runs)."""
-    from shufflenet_edge.train import train
-
-    out = tmp_path_factory.mktemp("evalrun") / "run"
-    s = train(TINY, "digits", epochs=10, out=out, quiet=True, deterministic=True)
-    return out / "best.pt", s
+@pytest.fixture
+def trained(digits_model):
+    """(best.pt, summary) of the converged digits model the demo's browser tests share."""
+    return digits_model
 
 
 def test_metrics_confusion_rows_are_actual():
@@ -33,32 +28,32 @@ def test_metrics_confusion_rows_are_actual():
     assert m["most_confused"][0] == {"actual": "b", "predicted": "a", "count": 1}
 
 
-def test_eval_checkpoint_api_and_cli(trained, edge_cli, tmp_path):
+def test_eval_checkpoint_api_and_cli(trained, cli, tmp_path):
     ckpt, summary = trained
     r = evaluate(checkpoint=ckpt, data="digits")
     assert r["n"] == 360 and r["top1"] == pytest.approx(summary["test_acc"])
     assert r["top1"] > 0.3 and r["top5"] >= r["top1"]
     assert sum(map(sum, r["confusion"])) == 360 and len(r["per_class"]) == 10
     png = tmp_path / "cm.png"
-    cli = edge_cli("eval", "--model", TINY, "--checkpoint", ckpt, "--data", "digits", "--json", "--plot", png)
-    assert cli.returncode == 0, cli.stderr
-    j = json.loads(cli.stdout)
+    r_cli = cli("eval", "--model", TINY, "--checkpoint", ckpt, "--data", "digits", "--json", "--plot", png)
+    assert r_cli.returncode == 0, r_cli.stderr
+    j = json.loads(r_cli.stdout)
     for key in ("top1", "top5", "n", "per_class", "confusion", "most_confused"):
         assert key in j
     assert j["top1"] == pytest.approx(r["top1"]) and j["confusion"] == r["confusion"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    text = edge_cli("eval", "--checkpoint", ckpt, "--data", "digits", "--split", "val")
+    text = cli("eval", "--checkpoint", ckpt, "--data", "digits", "--split", "val")
     assert text.returncode == 0 and "top-1" in text.stdout and "most confused" in text.stdout
 
 
-def test_eval_errors(trained, edge_cli, tmp_path):
+def test_eval_errors(trained, cli, tmp_path):
     ckpt, _ = trained
     with pytest.raises(UsageError, match="either"):
         evaluate(data="digits")
-    r = edge_cli("eval", "--artifact", tmp_path / "missing.onnx", "--data", "digits")
+    r = cli("eval", "--artifact", tmp_path / "missing.onnx", "--data", "digits")
     assert r.returncode == 2 and "missing.onnx" in r.stderr and "Traceback" not in r.stderr
-    r = edge_cli("eval", "--model", "v1_g3", "--checkpoint", ckpt, "--data", "digits")
-    assert r.returncode == 2 and "v2_0.5x" in r.stderr  # checkpoint names a different model
+    r = cli("eval", "--model", "v1_g3", "--checkpoint", ckpt, "--data", "digits")
+    assert r.returncode == 2 and TINY in r.stderr  # checkpoint names a different model
     x = np.zeros((4, 3, 32, 32), np.float32)
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", np.array([0, 1, 2, 11]))
@@ -78,12 +73,12 @@ def _sidecar(path, model, precision, fmt):
 
 
 @pytest.fixture(scope="session")
-def artifacts(trained, tmp_path_factory):
+def artifacts(digits_model, tmp_path_factory):
     """fp32 ONNX, int8 ONNX (QDQ, calibrated on the training split) and fp32 TFLite of the trained model."""
     from shufflenet_edge.data import calibration_array
     from shufflenet_edge.models import create_model
 
-    ckpt, _ = trained
+    ckpt, _ = digits_model
     d = tmp_path_factory.mktemp("artifacts")
     model = create_model(checkpoint=ckpt)
     x = torch.from_numpy(calibration_array("digits", (32, 32), 1))
@@ -109,15 +104,15 @@ def artifacts(trained, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_eval_onnx_fp32_and_int8(trained, artifacts, edge_cli):
+def test_eval_onnx_fp32_and_int8(trained, artifacts, cli):
     paths, _, _ = artifacts
     ref = evaluate(checkpoint=trained[0], data="digits")
     fp32 = evaluate(artifact=paths["onnx_fp32"], data="digits")
     assert fp32["engine"] == "onnxruntime" and fp32["precision"] == "fp32"
     assert fp32["confusion"] == ref["confusion"]  # same predictions as PyTorch
-    cli = edge_cli("eval", "--artifact", paths["onnx_int8"], "--data", "digits", "--json")
-    assert cli.returncode == 0, cli.stderr
-    int8 = json.loads(cli.stdout)
+    r_cli = cli("eval", "--artifact", paths["onnx_int8"], "--data", "digits", "--json")
+    assert r_cli.returncode == 0, r_cli.stderr
+    int8 = json.loads(r_cli.stdout)
     assert int8["n"] == 360 and int8["precision"] == "int8"
     # The CLI and the API, image by image, must agree exactly on the int8 file. (How much int8
     # loses is a benchmark, bench/quant_accuracy.py, not a test: this small net lost 1 to 20 points

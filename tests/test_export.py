@@ -87,13 +87,13 @@ def test_checkpoint_errors(small_ckpt, tmp_path):
     assert not out.exists() or _listing(out) == []
 
 
-def test_cli_errors_are_one_line_exit_2(edge_cli, small_ckpt, tmp_path):
-    r = edge_cli("export", "--model", "v1_g3", "--checkpoint", small_ckpt, "--format", "onnx", "--out", tmp_path / "o")
+def test_cli_errors_are_one_line_exit_2(cli, small_ckpt, tmp_path):
+    r = cli("export", "--model", "v1_g3", "--checkpoint", small_ckpt, "--format", "onnx", "--out", tmp_path / "o")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and r.stderr.startswith("error: ")
-    r = edge_cli("export", "--model", "v1_g3", "--format", "onnx", "--input-size", "0x5", "--out", tmp_path / "o")
+    r = cli("export", "--model", "v1_g3", "--format", "onnx", "--input-size", "0x5", "--out", tmp_path / "o")
     assert r.returncode == 2 and "input" in r.stderr.lower() and "Traceback" not in r.stderr
-    r = edge_cli("export", "--model", "v1_g3", "--format", "tflite", "--batch", "dynamic", "--out", tmp_path / "o")
+    r = cli("export", "--model", "v1_g3", "--format", "tflite", "--batch", "dynamic", "--out", tmp_path / "o")
     assert r.returncode == 2 and "batch dynamic" in r.stderr
     assert _listing(tmp_path / "o") == []
 

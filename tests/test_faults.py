@@ -224,7 +224,7 @@ def trained_export(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_untrained_export_never_replaces_trained_file(trained_export, edge_cli, tmp_path):
+def test_untrained_export_never_replaces_trained_file(trained_export, cli, tmp_path):
     from shufflenet_edge.checkpoint import sha256_file
 
     ckpt, path, ckpt_sha = trained_export
@@ -232,17 +232,17 @@ def test_untrained_export_never_replaces_trained_file(trained_export, edge_cli, 
     assert side["checkpoint_sha256"] == ckpt_sha and side["trained"] is True
     before = {p.name: sha256_file(p) for p in path.parent.iterdir()}
     # the command: same model and settings, no checkpoint, same folder
-    r = edge_cli("export", "--model", "v2_0.5x", "--input-size", "32", "--num-classes", "10", "--format", "onnx",
-                 "--out", path.parent)
+    r = cli("export", "--model", "v2_0.5x", "--input-size", "32", "--num-classes", "10", "--format", "onnx",
+            "--out", path.parent)
     line = one_error_line(r, 2, path.name, ckpt_sha[:12], "--overwrite", "--out", "--name")
     assert "untrained" in line
     assert {p.name: sha256_file(p) for p in path.parent.iterdir()} == before  # trained file intact
     # the same export again is up to date (nothing rewritten); --name writes a distinct file
-    r = edge_cli("export", "--checkpoint", ckpt, "--format", "onnx", "--out", path.parent)
+    r = cli("export", "--checkpoint", ckpt, "--format", "onnx", "--out", path.parent)
     assert r.returncode == 0 and "up to date" in r.stdout, r.stderr
     assert {p.name: sha256_file(p) for p in path.parent.iterdir()} == before
-    r = edge_cli("export", "--model", "v2_0.5x", "--input-size", "32", "--num-classes", "10", "--format", "onnx",
-                 "--out", path.parent, "--name", "random_v2", "--json")
+    r = cli("export", "--model", "v2_0.5x", "--input-size", "32", "--num-classes", "10", "--format", "onnx",
+            "--out", path.parent, "--name", "random_v2", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["path"].endswith("random_v2.onnx")
     assert sha256_file(path) == before[path.name]

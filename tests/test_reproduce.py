@@ -241,16 +241,16 @@ def test_micro_module_reads_its_map_from_the_3_channel_input():
     (["v2-guidelines", "--multipliers", "0"], "--multipliers"),
     (["v1-groups", "--threads", "x"], "--threads"),
 ])
-def test_cli_bad_input_is_one_line(edge_cli, tmp_path, args, needle):
-    r = edge_cli("reproduce", *args, "--out", tmp_path / "o")
+def test_cli_bad_input_is_one_line(cli, tmp_path, args, needle):
+    r = cli("reproduce", *args, "--out", tmp_path / "o")
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], r.stderr
     assert not (tmp_path / "o").exists()
 
 
-def test_cli_unknown_study(edge_cli):
-    r = edge_cli("reproduce", "v3-everything")
+def test_cli_unknown_study(cli):
+    r = cli("reproduce", "v3-everything")
     assert r.returncode == 2 and "v1-table8" in r.stderr
 
 

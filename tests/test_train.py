@@ -88,8 +88,8 @@ def test_train_on_npy_and_bad_args(tmp_path):
     assert not (tmp_path / "r3").exists() and not (tmp_path / "r4").exists()
 
 
-def test_cli_train_errors_are_one_line(edge_cli, tmp_path):
-    r = edge_cli("train", "--model", TINY, "--data", f"cifar10:{tmp_path}/none", "--out", tmp_path / "o")
+def test_cli_train_errors_are_one_line(cli, tmp_path):
+    r = cli("train", "--model", TINY, "--data", f"cifar10:{tmp_path}/none", "--out", tmp_path / "o")
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "none" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -40,7 +40,7 @@ def _plain(history):
     return [{k: v for k, v in rec.items() if k not in ("seconds", "elapsed")} for rec in history]
 
 
-def test_two_process_run_writes_one_set_of_files_and_reports_whole_split_accuracy(ref, tmp_path):
+def test_two_process_run_writes_one_set_of_files_and_reports_whole_split_accuracy(ref, cli, tmp_path):
     out, r = ref
     assert "distributed: 2 processes (gloo), global batch 32 = 2 x 16 per process" in r.stderr
     assert {p.name for p in out.iterdir()} == RUN_FILES  # rank 1 wrote nothing, no temporary file left
@@ -51,14 +51,12 @@ def test_two_process_run_writes_one_set_of_files_and_reports_whole_split_accurac
     assert [rec["epoch"] for rec in log] == [1, 2]
     best = out / "best.pt"
     for split, reported in (("test", summary["test_acc"]), ("val", summary["best_val_acc"])):
-        ev = subprocess.run([EDGE, "eval", "--checkpoint", str(best), "--data", "digits", "--split", split, "--json"],
-                            capture_output=True, text=True, timeout=300)
+        ev = cli("eval", "--checkpoint", best, "--data", "digits", "--split", split, "--json")
         assert ev.returncode == 0, ev.stderr
         j = json.loads(ev.stdout)
         assert j["n"] == (360 if split == "test" else 359)  # every image exactly once, no sampler padding
         assert j["top1"] == pytest.approx(reported, abs=1e-12), split
-    exp = subprocess.run([EDGE, "export", "--checkpoint", str(best), "--format", "onnx", "--out", str(tmp_path / "exp")],
-                         capture_output=True, text=True, timeout=300)
+    exp = cli("export", "--checkpoint", best, "--format", "onnx", "--out", tmp_path / "exp")
     assert exp.returncode == 0, exp.stderr
     assert list((tmp_path / "exp").glob("*.onnx"))
 
