@@ -205,17 +205,19 @@ def test_litert_engine_and_report_table():
 # ------------------------------------------------------------------ CLI and error paths
 
 
-def test_cli_json_and_out(cli, tmp_path):
+def test_cli_json_and_out(edge_cli, tmp_path):
+    """A real process: stdout must be the JSON alone, converter output included (file descriptor 1)."""
     out = tmp_path / "res.json"
-    p = cli("bench", "--model", "v2_0.5x", "--input-size", "64", "--runs", "5", "--warmup", "1", "--json",
-            "--json-out", out)
+    env = {"EDGE_CACHE_DIR": os.environ["EDGE_CACHE_DIR"]}
+    p = edge_cli("bench", "--model", "v2_0.5x", "--input-size", "64", "--runs", "5", "--warmup", "1", "--json",
+                 "--json-out", out, env=env)
     assert p.returncode == 0, p.stderr
     assert "deprecated" not in p.stderr
     recs = json.loads(p.stdout)
     assert isinstance(recs, list) and len(recs) == 1
     _check_record(recs[0], "onnxruntime", "onnx", 1)
     assert json.loads(out.read_text()) == recs
-    p = cli("bench", "--artifact", recs[0]["artifact"], "--runs", "3", "--warmup", "0", "--out", out)
+    p = edge_cli("bench", "--artifact", recs[0]["artifact"], "--runs", "3", "--warmup", "0", "--out", out, env=env)
     assert p.returncode == 0 and "onnxruntime" in p.stdout and "p50 ms" in p.stdout
     assert p.stderr.strip() == "note: --out FILE is deprecated for edge bench (--out names a folder elsewhere): " \
                                "use --json-out FILE"  # the old spelling still appends, with one line
@@ -226,7 +228,7 @@ def test_cli_json_and_out(cli, tmp_path):
 
     alone = tmp_path / "alone.onnx"  # the file without its sidecar still carries its metadata: still verified
     alone.write_bytes(Path(recs[0]["artifact"]).read_bytes())
-    p = cli("bench", "--artifact", alone, "--runs", "3", "--warmup", "0", "--json")
+    p = edge_cli("bench", "--artifact", alone, "--runs", "3", "--warmup", "0", "--json", env=env)
     assert p.returncode == 0 and json.loads(p.stdout)[0]["verified"] is True
     bare = tmp_path / "bare.onnx"  # ... until its embedded parity result is gone too: bench says it is not verified
     proto = onnx.load(str(alone))
@@ -236,7 +238,7 @@ def test_cli_json_and_out(cli, tmp_path):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, str(bare))
-    p = cli("bench", "--artifact", bare, "--runs", "3", "--warmup", "0", "--json")
+    p = edge_cli("bench", "--artifact", bare, "--runs", "3", "--warmup", "0", "--json", env=env)
     assert p.returncode == 0 and json.loads(p.stdout)[0]["verified"] is False
     assert p.stderr.strip().startswith("note: bare.onnx is not verified")
 

@@ -224,7 +224,7 @@ def trained_export(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_untrained_export_never_replaces_trained_file(trained_export, cli, tmp_path):
+def test_untrained_export_never_replaces_trained_file(trained_export, cli, edge_cli, tmp_path):
     from shufflenet_edge.checkpoint import sha256_file
 
     ckpt, path, ckpt_sha = trained_export
@@ -241,8 +241,9 @@ def test_untrained_export_never_replaces_trained_file(trained_export, cli, tmp_p
     r = cli("export", "--checkpoint", ckpt, "--format", "onnx", "--out", path.parent)
     assert r.returncode == 0 and "up to date" in r.stdout, r.stderr
     assert {p.name: sha256_file(p) for p in path.parent.iterdir()} == before
-    r = cli("export", "--model", "v2_0.5x", "--input-size", "32", "--num-classes", "10", "--format", "onnx",
-            "--out", path.parent, "--name", "random_v2", "--json")
+    # a real process for the conversion: stdout must hold the JSON alone (converters write to file descriptor 1)
+    r = edge_cli("export", "--model", "v2_0.5x", "--input-size", "32", "--num-classes", "10", "--format", "onnx",
+                 "--out", path.parent, "--name", "random_v2", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["path"].endswith("random_v2.onnx")
     assert sha256_file(path) == before[path.name]
