@@ -12,10 +12,7 @@ def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", help="also run tests marked slow (conversion, emulation, browser)")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        xdist_groups(items)
     if config.getoption("--slow") or os.environ.get("EDGE_SLOW_TESTS") == "1":
         return
     skip = pytest.mark.skip(reason="slow: run with --slow")
@@ -24,35 +21,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-# Session fixtures that train: under pytest-xdist each worker would build its own copy, so the tests
-# that use one run on one worker (the README's `-n 2 --dist loadgroup`).
-SHARED_BUILDS = ("trained_ckpts", "digits_model")
-
-
-def xdist_groups(items):
-    """Mark the tests that share an expensive fixture as one xdist group: those of a training session
-    fixture (SHARED_BUILDS), else those of one module's module-scoped fixtures (an export, a board
-    venv, a server): built once, on one worker. Every other test is scheduled on its own."""
-    for item in items:
-        names = getattr(item, "fixturenames", ())
-        group = next((name for name in SHARED_BUILDS if name in names), None)
-        if group is None:
-            defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-            if any(d.scope == "module" for fixdefs in defs.values() for d in fixdefs):
-                group = item.nodeid.split("::")[0]
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-    # xdist sends the groups first (most tests first), then single tests in this order: the slow ones
-    # first, so that a long test does not start last while the other worker has run out of work
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is not None
-               or item.get_closest_marker("slow") is None)
-
-
 def run_tmp(tmp_path_factory) -> Path:
-    """The temporary folder of this whole run: under pytest-xdist each worker's own sits inside it,
-    so a cache kept here (the export cache is safe for concurrent builders) serves both workers."""
+    """The temporary folder of this whole run: under pytest-xdist (the README's `-n 2 --dist loadfile`)
+    each worker's own sits inside it, so what is kept here serves both workers."""
     base = tmp_path_factory.getbasetemp()
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def build_once(tmp_path_factory, name: str, build) -> Path:
+    """run_tmp()/name, filled by ``build(folder)`` in the first process of the run that asks; an
+    xdist worker asking meanwhile waits for it (a training or a conversion is done once per run,
+    whichever worker's test file needs it first). A build that failed is started again."""
+    import fcntl
+    import shutil
+
+    root = run_tmp(tmp_path_factory)
+    folder = root / name
+    with open(root / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            (folder / ".built").write_text("")
+    return folder
 
 
 @pytest.fixture
@@ -104,16 +96,16 @@ EXPORT_VARIANT = {("v2_1.0x", "onnx", "fp32"): {"layout": "nhwc", "batch": "dyna
 @pytest.fixture(scope="session")
 def trained_ckpts(tmp_path_factory):
     """v1_g3 and v2_1.0x trained one epoch on digits (32 px): real weights and activation statistics.
-    Shared by the export, engine and int8 tests (one training per session). Note: with the recipe's
+    Shared by the export, engine and int8 tests (one training per run, see build_once). Note: with the recipe's
     one warm-up epoch this leaves both near chance accuracy (measured: 10% on the test split)."""
     from shufflenet_edge.train import train
 
-    root = tmp_path_factory.mktemp("export_train")
-    out = {}
-    for name in TRAINED_MODELS:
-        train(name, "digits", epochs=1, out=root / name, quiet=True, threads=1)  # one thread: see digits_model
-        out[name] = root / name / "best.pt"
-    return out
+    def build(root):
+        for name in TRAINED_MODELS:  # one thread: see digits_model
+            train(name, "digits", epochs=1, out=root / name, quiet=True, threads=1)
+
+    root = build_once(tmp_path_factory, "trained_ckpts", build)
+    return {name: root / name / "best.pt" for name in TRAINED_MODELS}
 
 
 DIGITS_MODEL = "v2_0.5x"
@@ -125,12 +117,14 @@ def digits_model(tmp_path_factory):
     deterministic, one thread. Shared by eval and the demo's browser tests, which need a model that
     classifies (a half-trained net, 65% after 4 epochs, made eval's int8 check flaky: its int8 accuracy
     swung by 20 points between runs; an untrained net's near-tied logits make top-1 a coin toss)."""
+    import json
+
     from shufflenet_edge.train import train
 
-    out = tmp_path_factory.mktemp("digits_model") / "run"
     # one thread: two spinning intra-op threads on a busy 2-core machine ran 10x slower (165 s vs 15 s an epoch)
-    summary = train(DIGITS_MODEL, "digits", epochs=10, out=out, quiet=True, deterministic=True, threads=1)
-    return out / "best.pt", summary
+    run = build_once(tmp_path_factory, "digits_model", lambda root: train(
+        DIGITS_MODEL, "digits", epochs=10, out=root / "run", quiet=True, deterministic=True, threads=1)) / "run"
+    return run / "best.pt", json.loads((run / "summary.json").read_text())
 
 
 @pytest.fixture(scope="session")
@@ -138,14 +132,18 @@ def exported(trained_ckpts, tmp_path_factory):
     """Export on first request, share afterwards: (model, format, precision) -> ExportResult."""
     from shufflenet_edge.export import export
 
-    root = tmp_path_factory.mktemp("exports")
     cache = {}
 
     def get(name, fmt, precision):
         key = (name, fmt, precision)
         if key not in cache:
-            cache[key] = export(checkpoint=trained_ckpts[name], format=fmt, precision=precision, calib="digits",
-                                calib_size=32, out=root, quiet=True, **EXPORT_VARIANT.get(key, {}))
+            def convert(out):
+                cache[key] = export(checkpoint=trained_ckpts[name], format=fmt, precision=precision, calib="digits",
+                                    calib_size=32, out=out, quiet=True, **EXPORT_VARIANT.get(key, {}))
+
+            folder = build_once(tmp_path_factory, f"export_{name}_{fmt}_{precision}", convert)
+            if key not in cache:  # converted by the other xdist worker: export() finds the file up to date
+                convert(folder)
         return cache[key]
 
     return get
