@@ -7,13 +7,25 @@ table gives each p50 as a ratio to fp32's p50 (below 1: faster than fp32).
 
 Forms: the toolkit's recipe (QDQ, u8 activations, u8 per-channel weights), s8 weights in the 7-bit
 and the 8-bit range, QOperator (QLinearConv nodes written by the quantizer),
-grouped 1x1 convs split into one conv per group before quantizing, and the recipe with one layer
-type kept float at a time (what ``--int8-policy fast`` decides from).
+grouped 1x1 convs split into one conv per group before quantizing, the recipe with one layer
+type (or grouped 1x1 + depthwise) kept float (what ``--int8-policy fast`` decides from), and what
+``edge export --precision int8`` writes by default (the ``fast`` policy).
+
+With ``--tflite`` it also profiles TFLite int8 against fp32 segment by segment (what issue 15 asks
+for on a host without VNNI, where no x86 ``benchmark_model`` with op profiling is installable): each
+cumulative prefix of the network (conv1, +maxpool, +stage2, ..., +pool, +fc) and the network with
+every channel shuffle replaced by identity are exported alone through the toolkit in both
+precisions and timed interleaved; a segment's time is its prefix's less the previous prefix's,
+the shuffles' is the full network's less the shuffle-free one's. ``--qemu`` adds the aarch64
+instructions per inference of every such file under qemu (``edge bench --target qemu``): the
+int8/fp32 instruction ratio per segment on the ARM ISA.
 
     .venv/bin/python bench/int8_layers.py [--models v2_1.0x v1_g3 ...] [--runs 200] [--out DIR]
+    .venv/bin/python bench/int8_layers.py --models v2_1.0x v1_g3 --no-onnx --tflite [--qemu]
 
-Writes DIR/int8_layers.{json,md} (default bench/results). Run it on a quiet machine: the
-committed ratios are only as good as the machine was idle.
+Writes DIR/int8_layers.{json,md} (ONNX forms) and DIR/tflite_int8_profile.{json,md} (default
+bench/results). Run it on a quiet machine: the committed ratios are only as good as the machine
+was idle.
 """
 from __future__ import annotations
 
@@ -99,11 +111,11 @@ def forms(fp32: Path, work: Path, calib: np.ndarray) -> dict[str, Path]:
         out["fp32, grouped 1x1 split per group"] = split
         out["int8 recipe, grouped 1x1 split per group"] = work / "split_int8.onnx"
         onnx_int8.quantize(split, out["int8 recipe, grouped 1x1 split per group"], calib)
-    for kind in KEEP_FLOAT_KINDS:
-        if kind in kinds:
-            path = work / f"float_{kind}.onnx"
-            onnx_int8.quantize(fp32, path, calib, exclude_nodes=onnx_int8.nodes_of_kinds(onnx.load(str(fp32)), {kind}))
-            out[f"int8 recipe, {kind} kept float"] = path
+    for float_kinds in [(kind,) for kind in KEEP_FLOAT_KINDS] + [("gconv1x1", "dwconv")]:
+        if set(float_kinds) <= kinds:
+            path = work / f"float_{'_'.join(float_kinds)}.onnx"
+            onnx_int8.quantize(fp32, path, calib, exclude_nodes=onnx_int8.nodes_of_kinds(proto, set(float_kinds)))
+            out[f"int8 recipe, {' + '.join(float_kinds)} kept float"] = path
     return out
 
 
@@ -111,6 +123,10 @@ def run_model(model: str, size: int, runs: int, work: Path) -> list[dict]:
     r = export(model=model, format="onnx", precision="fp32", input_size=size, out=work, quiet=True)
     calib = np.random.default_rng(0).standard_normal((16, 3, size, size)).astype(np.float32)
     paths = forms(Path(r.path), work, calib)
+    # what `edge export --precision int8` writes by default (--int8-policy fast), through the toolkit
+    paths["int8 export default (--int8-policy fast)"] = export(model=model, format="onnx", precision="int8",
+                                                               input_size=size, calib_size=16, out=work / "default",
+                                                               quiet=True).path
     engines = {name: OnnxRuntimeEngine(p, threads=1, metadata={}) for name, p in paths.items()}
     x = np.random.default_rng(1).standard_normal((1, 3, size, size)).astype(np.float32)
     timed = time_cases([(e.invoke, e.prepare(x)) for e in engines.values()], runs=runs, warmup=max(3, runs // 20))
@@ -120,23 +136,144 @@ def run_model(model: str, size: int, runs: int, work: Path) -> list[dict]:
             for name, t in zip(engines, timed)]
 
 
+def prefixes(model: str, size: int) -> dict:
+    """The cumulative prefixes of ``model`` (untrained, 1000 classes) and the model without its channel
+    shuffles, as modules export() takes (each brings its own edge_meta)."""
+    import copy
+
+    import torch
+
+    from shufflenet_edge.models import create_model
+    from shufflenet_edge.models.common import ChannelShuffle
+
+    net = create_model(model, input_size=size).eval()
+    names = [n for n, _ in net.named_children()]
+    out = {}
+    for k in range(1, len(names) + 1):
+        sub = torch.nn.Sequential(*list(net.children())[:k]).eval()
+        sub.edge_meta = {"name": f"{model}_to_{names[k - 1]}", "input_size": [size, size], "num_classes": None}
+        out[f"to {names[k - 1]}"] = sub
+    flat = copy.deepcopy(net)
+    for parent in list(flat.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, ChannelShuffle):
+                setattr(parent, child_name, torch.nn.Identity())
+    flat.edge_meta = {**net.edge_meta, "name": f"{model}_no_shuffle"}
+    out["full, shuffles removed"] = flat
+    return out
+
+
+def tflite_profile(model: str, size: int, runs: int, work: Path, qemu: bool) -> list[dict]:
+    """Per prefix (see the module docstring): fp32 and int8 TFLite p50 (interleaved), and with ``qemu``
+    the aarch64 instructions per inference; then the per-segment differences."""
+    import shufflenet_edge as se
+    from shufflenet_edge.runtime import open_engine
+
+    files = {}
+    for label, module in prefixes(model, size).items():
+        for precision in ("fp32", "int8"):
+            slug = module.edge_meta["name"]
+            files[(label, precision)] = export(model=module, format="tflite", precision=precision, out=work / "tflite",
+                                               name=f"{slug}_{precision}", quiet=True).path
+    engines = [open_engine(p, threads=1) for p in files.values()]
+    x = np.random.default_rng(1).standard_normal((1, 3, size, size)).astype(np.float32)
+    timed = time_cases([(e.invoke, e.prepare(x)) for e in engines], runs=runs, warmup=max(3, runs // 20))
+    p50 = {key: t["latency_ms"]["p50"] for key, t in zip(files, timed)}
+    insns = {}
+    if qemu:
+        for key, path in files.items():
+            rec = se.bench(artifact=path, device="arm", target="qemu", threads="1", runs=3, warmup=1, quiet=True)[0]
+            insns[key] = rec.get("instructions_per_inference")
+    labels = list(dict.fromkeys(label for label, _ in files))
+    rows, previous = [], None
+    for label in labels:
+        row = {"model": model, "input_size": size, "prefix": label}
+        for precision in ("fp32", "int8"):
+            row[f"{precision}_p50_ms"] = p50[(label, precision)]
+            if insns:
+                row[f"{precision}_arm_instructions"] = insns[(label, precision)]
+        segment_of = previous if label.startswith("to ") else labels[-2]  # shuffle-free: vs the full network
+        row["segment"] = label[3:] if label.startswith("to ") else "channel shuffles (full less shuffle-free)"
+        for precision in ("fp32", "int8"):
+            base = 0.0 if segment_of is None else p50[(segment_of, precision)]
+            sign = 1 if label.startswith("to ") else -1  # the shuffle-free network is the faster one
+            row[f"{precision}_segment_ms"] = sign * (p50[(label, precision)] - base)
+            if insns:
+                ibase = 0 if segment_of is None else insns[(segment_of, precision)] or 0
+                row[f"{precision}_segment_arm_instructions"] = sign * ((insns[(label, precision)] or 0) - ibase)
+        row["segment_int8_speedup"] = (row["fp32_segment_ms"] / row["int8_segment_ms"]
+                                       if row["int8_segment_ms"] > 0 else None)
+        if insns and row["int8_segment_arm_instructions"] > 0:
+            row["segment_arm_instruction_ratio"] = row["fp32_segment_arm_instructions"] / row["int8_segment_arm_instructions"]
+        rows.append(row)
+        if label.startswith("to "):
+            previous = label
+    return rows
+
+
+def _profile_md(rows: list[dict], meta: dict, size: int, runs: int) -> str:
+    arm = any("fp32_arm_instructions" in r for r in rows)
+    lines = [f"# TFLite int8 vs fp32, segment by segment (ai-edge-litert {meta.get('ai-edge-litert')})", "",
+             f"{meta['cpu']} ({', '.join(meta['isa'])}), 1 thread, batch 1, {size} px, untrained models, {runs} runs per "
+             "file, interleaved. Each prefix of the network is its own exported file; a segment's time is its prefix's "
+             "less the previous one's (noisy where a segment is small). int8 speedup = fp32 / int8 segment time"
+             + ("; ARM ratio = fp32 / int8 aarch64 instructions of the segment under qemu." if arm else "."), "",
+             "| model | segment | fp32 ms | int8 ms | int8 speedup |" + (" ARM fp32 Minsn | ARM int8 Minsn | ARM ratio |" if arm else ""),
+             "|---|---|---:|---:|---:|" + ("---:|---:|---:|" if arm else "")]
+    for r in rows:
+        speed = "-" if r["segment_int8_speedup"] is None else f"{r['segment_int8_speedup']:.2f}x"
+        cells = [r["model"], r["segment"], f"{r['fp32_segment_ms']:.3f}", f"{r['int8_segment_ms']:.3f}", speed]
+        if arm:
+            ratio = r.get("segment_arm_instruction_ratio")
+            cells += [f"{r['fp32_segment_arm_instructions'] / 1e6:.2f}", f"{r['int8_segment_arm_instructions'] / 1e6:.2f}",
+                      "-" if ratio is None else f"{ratio:.2f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    for model in dict.fromkeys(r["model"] for r in rows):
+        full = [r for r in rows if r["model"] == model and r["prefix"].startswith("to ")][-1]
+        line = (f"- {model} whole network: fp32 {full['fp32_p50_ms']:.3f} ms, int8 {full['int8_p50_ms']:.3f} ms "
+                f"({full['fp32_p50_ms'] / full['int8_p50_ms']:.2f}x)")
+        if full.get("fp32_arm_instructions") and full.get("int8_arm_instructions"):
+            line += (f"; aarch64 {full['fp32_arm_instructions'] / 1e6:.1f} M vs {full['int8_arm_instructions'] / 1e6:.1f} M "
+                     f"instructions ({full['fp32_arm_instructions'] / full['int8_arm_instructions']:.2f}x fewer in int8)")
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--input-size", type=int, default=224)
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    ap.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX int8 forms")
+    ap.add_argument("--tflite", action="store_true", help="also profile TFLite int8 vs fp32 segment by segment")
+    ap.add_argument("--qemu", action="store_true", help="with --tflite: aarch64 instructions per segment under qemu")
     args = ap.parse_args()
     import onnxruntime
 
+    from shufflenet_edge.bench.report import versions
+
+    meta = {"cpu": cpu_model(), "isa": isa_features(), "onnxruntime": onnxruntime.__version__, "threads": 1,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "runs": args.runs}
+    if args.tflite:
+        meta["ai-edge-litert"] = versions().get("ai-edge-litert")
+        profile: list[dict] = []
+        with tempfile.TemporaryDirectory(prefix="int8_profile.") as tmp:
+            for model in args.models:
+                profile += tflite_profile(model, args.input_size, args.runs, Path(tmp) / model, args.qemu)
+                print(f"{model}: " + ", ".join(f"{r['segment']} {r['fp32_segment_ms']:.2f}/{r['int8_segment_ms']:.2f} ms"
+                                               for r in profile if r["model"] == model), flush=True)
+        write_json(args.out / "tflite_int8_profile.json", {"machine": meta, "rows": profile})
+        write_text(args.out / "tflite_int8_profile.md", _profile_md(profile, meta, args.input_size, args.runs))
+        print(f"wrote {args.out / 'tflite_int8_profile.md'}")
+    if not args.onnx:
+        return 0
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="int8_layers.") as tmp:
         for model in args.models:
             rows += run_model(model, args.input_size, args.runs, Path(tmp) / model)
             print(f"{model}: " + ", ".join(f"{r['form']} {r['ratio_to_fp32']:.2f}" for r in rows if r["model"] == model),
                   flush=True)
-    meta = {"cpu": cpu_model(), "isa": isa_features(), "onnxruntime": onnxruntime.__version__, "threads": 1,
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "runs": args.runs}
     write_json(args.out / "int8_layers.json", {"machine": meta, "rows": rows})
     lines = [f"# ONNX int8 forms vs fp32 on onnxruntime {meta['onnxruntime']}", "",
              f"{meta['cpu']} ({', '.join(meta['isa'])}), 1 thread, batch 1, {args.input_size} px, {args.runs} runs "

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import data_preprocessing, load_split, make_dataset, parse_spec
+from .data import data_preprocessing, label_map, load_split, make_dataset, parse_spec
 from .errors import UsageError
 from .loops import accuracy_of, default_device, logits_of, make_loader  # noqa: F401 (accuracy_of: API)
 
@@ -43,18 +43,6 @@ def metrics(logits: np.ndarray, labels: np.ndarray, class_names: list[str], top_
     }
 
 
-def _label_map(data_classes: list[str], model_labels: list[str] | None, num_outputs: int, what: str) -> np.ndarray | None:
-    """Index map data class -> model output, when both name their classes in a different order."""
-    if model_labels and list(model_labels) != list(data_classes):
-        if set(data_classes) <= set(model_labels):
-            index = {c: i for i, c in enumerate(model_labels)}
-            return np.asarray([index[c] for c in data_classes], dtype=np.int64)
-        if len(model_labels) == len(data_classes) and not all(c.isdigit() for c in data_classes):
-            missing = sorted(set(data_classes) - set(model_labels))[:3]
-            raise UsageError(f"{what} does not know the data's classes {missing}")
-    if data_classes and len(data_classes) > num_outputs:
-        raise UsageError(f"data has {len(data_classes)} classes but {what} has {num_outputs} outputs")
-    return None
 
 
 def _artifact_logits(path: Path, spec, split: str, batch_size: int, engine: str | None, threads: int,
@@ -132,7 +120,7 @@ def evaluate(model: str | None = None, checkpoint: str | os.PathLike | None = No
         raise UsageError(f"data {spec} has no labels: evaluation needs npy:X.npy,Y.npy")
     what = info.get("artifact") or info.get("checkpoint")
     labels = split_data.labels
-    remap = _label_map(split_data.classes, model_labels, logits.shape[1], what)
+    remap = label_map(split_data.classes, model_labels, logits.shape[1], what)
     if remap is not None:
         labels = remap[labels]
     if labels.size and labels.max() >= logits.shape[1]:

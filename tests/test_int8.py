@@ -110,3 +110,160 @@ def test_keep_fp32_leaves_named_layers_float(tmp_path):
     with pytest.raises(EdgeError, match="keep-fp32 applies to"):
         export(model="v2_0.5x", format="tflite", precision="int8", input_size=32, num_classes=10, out=tmp_path / "c",
                quiet=True, keep_fp32="conv1.0")
+
+
+# ---------------------------------------------------------------- int8 policy and --keep-fp32 auto
+
+
+def test_int8_policy_is_part_of_the_cache_key(tmp_path):
+    """A cached --int8-policy all file is never served for fast (their float layers differ), and the
+    policy does not touch the keys of files it does not change."""
+    from shufflenet_edge.bench.cache import ExportCache
+
+    cache = ExportCache(tmp_path / "c")
+    int8 = dict(model="v1_g3", format="onnx", precision="int8", input_size=[32, 32], num_classes=10)
+    assert cache.key(int8) == cache.key({**int8, "int8_policy": "fast"})  # fast is the default
+    assert cache.key({**int8, "int8_policy": "all"}) != cache.key(int8)
+    assert cache.key({**int8, "keep_fp32": "conv1.0"}) != cache.key(int8)
+    auto = {**int8, "keep_fp32": "auto", "data": "digits"}
+    assert len({cache.key(auto), cache.key({**auto, "max_drop": 0.5}), cache.key(int8)}) == 3
+    fp32 = {**int8, "precision": "fp32"}
+    assert cache.key(fp32) == cache.key({**fp32, "int8_policy": "all"})
+
+
+def test_smallest_passing_probes_then_bisects():
+    from shufflenet_edge.export.onnx_mixed import smallest_passing
+
+    for need, limit in ((1, 10), (3, 10), (5, 10), (8, 8), (6, 7)):
+        probed = []
+        got = smallest_passing(lambda k: probed.append(k) or k >= need, limit)
+        assert got == need and len(probed) <= 2 * limit.bit_length(), (need, probed)
+    probed = []
+    assert smallest_passing(lambda k: probed.append(k) or False, 5) is None and probed == [1, 2, 4, 5]
+    assert smallest_passing(lambda k: True, 0) is None
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--keep-fp32", "auto"], "--keep-fp32 auto needs --data SPEC"),
+    (["--max-drop", "1"], "--max-drop applies to --keep-fp32 auto"),
+    (["--data", "digits"], "--data applies to --keep-fp32 auto"),
+    (["--keep-fp32", "auto", "--data", "digits", "--max-drop", "-1"], "bad --max-drop -1"),
+    (["--keep-fp32", "auto", "--data", "digits", "--format", "tflite"], "--keep-fp32 applies to --format onnx"),
+])
+def test_keep_fp32_auto_usage_errors_are_one_line(cli, tmp_path, args, match):
+    base = ["export", "--model", "v2_0.5x", "--input-size", "32", "--num-classes", "10", "--precision", "int8",
+            "--out", tmp_path / "out"]
+    r = cli(*base, *(args if "--format" in args else [*args, "--format", "onnx"]))
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and match in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_fast_policy_keeps_grouped_1x1_float_and_says_so(exported):
+    """The default ONNX int8 file of v1_g3 (the shared export) leaves its grouped 1x1 convs float."""
+    import json
+
+    import onnx
+
+    from shufflenet_edge.quant.onnx_layers import layers
+
+    r = exported("v1_g3", "onnx", "int8")
+    side = json.loads(r.path.with_name(r.path.name + ".json").read_text())
+    policy = side["int8_policy"]
+    assert policy["policy"] == "fast" and policy["float_kinds"] == ["gconv1x1"] and policy["kept_fp32"]
+    assert side["int8_request"]["policy"] == "fast" and side["kept_fp32"] == policy["kept_fp32"]
+    proto = onnx.load(str(r.path))
+    kinds = {layer["name"]: layer["kind"] for layer in layers(proto)}
+    assert {kinds[n] for n in policy["kept_fp32"]} == {"gconv1x1"}
+    assert set(policy["kept_fp32"]) == {n for n, k in kinds.items() if k == "gconv1x1"}
+    weight_of = {n.input[1] for n in proto.graph.node if n.op_type == "Conv"}
+    assert {f"{n}.weight" for n in policy["kept_fp32"]} <= weight_of  # float initializers, read directly
+    assert any(w.endswith("_DequantizeLinear_Output") for w in weight_of)  # the rest is int8
+
+
+def _outlier_checkpoint(ckpt, path, unit="stage3.1", factor=256.0):
+    """The checkpoint with one channel of ``unit``'s first 1x1 conv (after BN and ReLU) scaled by
+    ``factor`` and its depthwise conv's weights for that channel divided by it: the same function in
+    fp32, but the per-tensor uint8 scale of that activation is set by the outlier channel, so every
+    other channel keeps only a few levels in int8."""
+    from shufflenet_edge.checkpoint import save_checkpoint
+    from shufflenet_edge.data import calibration_array
+    from shufflenet_edge.models import create_model
+
+    net = create_model(checkpoint=ckpt).eval()
+    branch = net.get_submodule(f"{unit}.branch2")
+    x = torch.from_numpy(calibration_array("digits", (32, 32), 32, net.edge_meta["preprocessing"]))
+    seen = []
+    hook = branch[2].register_forward_hook(lambda m, i, o: seen.append(o.detach().amax(dim=(0, 2, 3))))
+    with torch.no_grad():
+        before = net(x)
+    hook.remove()
+    c = int(seen[0].argmax())  # the most active channel: scaling a dead one would change nothing
+    with torch.no_grad():
+        branch[1].weight[c] *= factor
+        branch[1].bias[c] *= factor
+        branch[3].weight[c] /= factor
+        after = net(x)
+    assert torch.allclose(before, after, atol=1e-3 * float(before.abs().max())), "the rewrite changed the fp32 model"
+    return save_checkpoint(path, net.edge_meta, net.state_dict())
+
+
+@pytest.mark.slow
+def test_keep_fp32_auto_brings_an_outlier_model_within_the_bound(cli, trained_ckpts, tmp_path):
+    """Plain int8 loses more than a point on a model with an outlier channel; --keep-fp32 auto keeps
+    a few layers float (not most) and the drop measured on the digits test split is within 1 point."""
+    import json
+
+    import onnx
+
+    ckpt = _outlier_checkpoint(trained_ckpts["v2_1.0x"], tmp_path / "outlier.pt")
+    r = cli("export", "--checkpoint", ckpt, "--format", "onnx", "--precision", "int8", "--calib", "digits",
+            "--calib-size", "32", "--keep-fp32", "auto", "--max-drop", "1.0", "--data", "digits", "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "v2_1.0x_32_int8.onnx"
+    side = json.loads(path.with_name(path.name + ".json").read_text())
+    auto = side["keep_fp32_auto"]
+    assert auto["fp32_top1"] >= 0.5, auto  # a trained model: the drop means something
+    assert auto["fp32_top1"] - auto["int8_top1_all_layers"] > 0.01, auto  # plain int8 loses more than 1 point
+    assert auto["drop_pts"] <= 1.0 and auto["drop_pts"] == round((auto["fp32_top1"] - auto["int8_top1"]) * 100, 3)
+    assert 1 <= len(auto["kept_fp32"]) <= auto["ranked_layers"] // 4, auto
+    assert side["kept_fp32"] == auto["kept_fp32"] and side["int8_request"]["keep_fp32"] == ["auto"]
+    assert auto["images"] == 360 and auto["tried"][0]["float_layers"] == 0
+    convs = [n for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]
+    int8_convs = [n for n in convs if n.input[1].endswith("_DequantizeLinear_Output")]
+    assert len(int8_convs) >= 0.8 * len(convs)  # most layers stay int8
+    from shufflenet_edge.evaluate import evaluate
+
+    # what edge eval measures (its engine may use other threads: one borderline image either way)
+    assert abs(evaluate(artifact=path, data="digits")["top1"] - auto["int8_top1"]) <= 1 / 360 + 1e-9
+    assert "--keep-fp32 auto on digits" in r.stdout and not list(tmp_path.glob("*.fp32.onnx"))
+
+
+@pytest.mark.slow
+def test_quantize_report_tflite_ranks_v2_layers(exported, trained_ckpts, tmp_path):
+    """TFLite: every layer's int8 output against the fp32 file's inside the fully quantized network, ranked
+    by the dB it loses; the shared files (the int8 one is NHWC) are reused, so nothing is converted."""
+    import json
+
+    from shufflenet_edge.complexity import measure
+    from shufflenet_edge.models import create_model
+    from shufflenet_edge.quant.sensitivity import markdown, quantize_report
+
+    files = (exported("v2_1.0x", "tflite", "fp32").path, exported("v2_1.0x", "tflite", "int8").path)
+    out = tmp_path / "report"
+    rep = quantize_report(trained_ckpts["v2_1.0x"], format="tflite", calib="digits", calib_size=8, n_images=4, out=out,
+                          files=files)
+    rows = rep["layers"]
+    assert rep["model"] == "v2_1.0x" and rep["format"] == "tflite" and len(rows) > 40
+    assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+    assert {"conv1x1", "dwconv", "fc", "concat", "shuffle"} <= {r["kind"] for r in rows}, {r["kind"] for r in rows}
+    names = {layer.name: layer.kind for layer in measure(create_model(checkpoint=trained_ckpts["v2_1.0x"])).layers}
+    convs = [r for r in rows if r["kind"] in ("conv", "conv1x1", "dwconv", "fc")]
+    assert len(convs) > 30 and all(r["name"] in names for r in convs)  # the names `edge info` prints
+    added = [r["sqnr_added_db"] for r in rows if r["sqnr_added_db"] is not None]
+    assert len(added) > 30 and added == sorted(added, reverse=True)
+    finite = [r["sqnr_full_db"] for r in rows if r["sqnr_full_db"] is not None]
+    assert finite and all(-20 < v < 100 for v in finite) and all(-1.0 <= r["cosine_full"] <= 1.0 for r in rows)
+    assert (out / "quantize_report.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "quantize_report.json").read_text())["ranked_by"].startswith("sqnr_added_db")
+    assert "dB lost in the layer" in markdown(rep)

@@ -4,7 +4,9 @@
 it on first use. ``fields`` are export()'s own arguments (a zoo name or a module built by the
 caller); the key is derived here and nowhere else, from:
 
-* the settings that change the file (format, precision, size, classes, batch, layout, calibration),
+* the settings that change the file (format, precision, size, classes, batch, layout, calibration; for
+  int8 what stays float: export's ``int8_request``, the layer kinds of ``--int8-policy`` included, so a
+  cached ``all`` file is never served for ``fast``),
 * the model's structure: a hash of its module tree and parameter shapes (built on the meta
   device), so a changed layer width or stem rule is never served the old file,
 * the checkpoint's bytes (sha256),
@@ -24,9 +26,10 @@ from pathlib import Path
 from ..user_cache import cache_root
 
 KEY_FIELDS = ("model", "format", "precision", "checkpoint", "input_size", "num_classes", "batch", "layout", "calib",
-              "calib_size")
+              "calib_size", "int8_policy", "keep_fp32", "max_drop", "data")
 DEFAULTS = {"precision": "fp32", "checkpoint": None, "input_size": None, "num_classes": None, "batch": 1,
-            "layout": "nchw", "calib": None, "calib_size": 256}
+            "layout": "nchw", "calib": None, "calib_size": 256, "int8_policy": "fast", "keep_fp32": None,
+            "max_drop": None, "data": None}
 MANIFEST = "artifact.txt"  # the name of the artifact's runtime file, inside its folder
 
 
@@ -85,6 +88,7 @@ class ExportCache:
         self.root = Path(root) if root is not None else cache_root() / "exports"
 
     def key(self, fields: dict) -> str:
+        from ..export import int8_request
         from ..export.formats import get_format
 
         unknown = set(fields) - set(KEY_FIELDS)
@@ -97,6 +101,10 @@ class ExportCache:
         blob = {**{k: fields[k] for k in ("batch", "layout", "calib", "calib_size")}, "batch": str(fields["batch"]),
                 "format": fmt.name, "precision": precision, **_model_facts(fields),
                 "recipe": recipe.version if recipe else None, "versions": _versions(fmt.packages)}
+        request = int8_request(fmt, precision, fields["keep_fp32"], fields["max_drop"], fields["data"],
+                               fields["int8_policy"])
+        if request:  # only int8 keys carry it (policy and its float kinds): every other cached file keeps its key
+            blob["int8"] = request
         return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def folder(self, fields: dict) -> Path:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..export.formats import FORMATS, LAYOUTS, PRECISIONS
+from ..export.formats import FORMATS, INT8_POLICIES, LAYOUTS, PRECISIONS
 from .app import main
 from .options import INPUT_SIZE, print_json
 
@@ -34,10 +34,17 @@ def _size(n: int) -> str:
 @click.option("--verbose", is_flag=True, help="Show the converters' own logs.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing file of the same name (never done otherwise).")
 @click.option("--name", default=None, help="File name stem instead of <name>_<H>[xW]_<precision>[_nhwc].")
-@click.option("--keep-fp32", "keep_fp32", default=None, metavar="LAYER[,LAYER...]",
-              help="int8 (ONNX): leave these layers float (names as `edge quantize-report` / `edge info` print them).")
+@click.option("--keep-fp32", "keep_fp32", default=None, metavar="LAYER[,LAYER...]|auto",
+              help="int8 (ONNX): leave these layers float (names as `edge quantize-report` / `edge info` print them); "
+                   "auto: the most sensitive ones, as few as keep the top-1 drop on --data within --max-drop.")
+@click.option("--max-drop", type=float, default=None, metavar="POINTS",
+              help="With --keep-fp32 auto: the largest top-1 drop (points) accepted against fp32 [default: 1.0].")
+@click.option("--data", default=None, help="With --keep-fp32 auto: labelled data whose test split the drop is measured on.")
+@click.option("--int8-policy", type=click.Choice(INT8_POLICIES), default="fast", show_default=True,
+              help="int8 (ONNX): fast leaves the layer kinds slower in int8 on onnxruntime (grouped 1x1 convs) float; "
+                   "all quantizes them too.")
 def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_size, num_classes, batch, layout, out,
-                   as_json, verbose, overwrite, name, keep_fp32):
+                   as_json, verbose, overwrite, name, keep_fp32, max_drop, data, int8_policy):
     """Export MODEL to ONNX or TFLite and check it against PyTorch in its own runtime.
 
     Writes OUT/<name>_<H>[xW]_<precision>[_nhwc].<suffix> (the format's files) plus a <file>.json sidecar. An
@@ -50,7 +57,8 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
         raise UsageError("give --model NAME (and optionally --checkpoint FILE)")
     r = export(model=model, checkpoint=checkpoint, format=fmt, precision=precision, calib=calib, calib_size=calib_size,
                input_size=input_size, num_classes=num_classes, batch=batch, layout=layout, out=out, quiet=False,
-               verbose=verbose, overwrite=overwrite, name=name, keep_fp32=keep_fp32)
+               verbose=verbose, overwrite=overwrite, name=name, keep_fp32=keep_fp32, max_drop=max_drop, data=data,
+               int8_policy=int8_policy)
     if as_json:
         print_json(r.to_dict())
         return r
@@ -65,6 +73,15 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
                f"cosine {p['cosine']:.6f}  top-1 agreement {p['top1_agreement']:.0%}"
                + (" (on random inputs, not accuracy: see edge eval)" if inputs == "random inputs"
                   and r.precision != "fp32" else ""))
+    kept = r.metadata.get("kept_fp32")
+    if kept:
+        click.echo(f"kept float ({len(kept)}): {', '.join(kept[:6])}{' ...' if len(kept) > 6 else ''}")
+    auto = r.metadata.get("keep_fp32_auto")
+    if auto:
+        click.echo(f"--keep-fp32 auto on {auto['data']} ({auto['images']} test images): top-1 fp32 {auto['fp32_top1']:.2%}, "
+                   f"int8 {auto['int8_top1']:.2%} (drop {auto['drop_pts']:.2f} <= {auto['max_drop_pts']:g} points; "
+                   f"{auto['int8_top1_all_layers']:.2%} with every layer int8), {len(auto['kept_fp32'])} of "
+                   f"{auto['ranked_layers']} ranked layers float")
     iq = r.metadata.get("input_quantization")
     if iq:
         zp = iq["zero_point"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..quant.sensitivity import REPORT_FORMATS
 from .app import main
 from .options import print_json
 
@@ -10,7 +11,7 @@ from .options import print_json
 @main.command("quantize-report")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), required=True, help="Trained PyTorch checkpoint.")
 @click.option("--model", default=None, help="Model name (optional: the checkpoint names it).")
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(list(REPORT_FORMATS)), default="onnx", show_default=True,
               help="File format whose int8 recipe is analysed.")
 @click.option("--calib", required=True, help="Calibration data: digits | npy:FILE | imagefolder:DIR | cifar10:DIR | tinyimagenet:DIR")
 @click.option("--calib-size", type=click.IntRange(min=1), default=64, show_default=True, help="Calibration images.")
@@ -25,7 +26,8 @@ def quantize_report_command(checkpoint, model, fmt, calib, calib_size, images, d
     """Rank the layers of CHECKPOINT's int8 file by how much quantization hurts them.
 
     Per quantized layer: SQNR (dB) and cosine of its int8 output against fp32, quantized alone
-    and inside the fully quantized network; worst first. Writes a table, JSON and a bar chart.
+    and inside the fully quantized network (TFLite: inside it only, ranked by the dB each layer
+    loses); worst first. Writes a table, JSON and a bar chart.
     """
     from ..quant.sensitivity import markdown, quantize_report
 

@@ -33,7 +33,7 @@ AUGMENT = {
 
 __all__ = ["KINDS", "SPLITS", "DataSpec", "Split", "parse_spec", "load_split", "read_image", "normalize",
            "ImageTransform", "Augment", "data_preprocessing", "default_input_size", "calibration_array",
-           "ImageDataset", "make_dataset", "DIGITS_PREPROCESSING", "CIFAR10_PREPROCESSING", "IMAGENET_PREPROCESSING"]
+           "ImageDataset", "make_dataset", "label_map", "DIGITS_PREPROCESSING", "CIFAR10_PREPROCESSING", "IMAGENET_PREPROCESSING"]
 
 
 def data_preprocessing(spec) -> dict | None:
@@ -103,3 +103,18 @@ def calibration_array(spec, input_size, n: int, preprocessing: dict | None = Non
     data = data.subset(idx)
     ds = make_dataset(s, split, size, preprocessing, train=False, loaded=data)
     return np.stack([ds[i][0].numpy() for i in range(len(ds))]).astype(np.float32, copy=False)
+
+
+def label_map(data_classes: list[str], model_labels: list[str] | None, num_outputs: int, what: str) -> np.ndarray | None:
+    """Index map data class -> model output, when both name their classes in a different order
+    (eval and the accuracy-aware int8 export score a file on labelled data)."""
+    if model_labels and list(model_labels) != list(data_classes):
+        if set(data_classes) <= set(model_labels):
+            index = {c: i for i, c in enumerate(model_labels)}
+            return np.asarray([index[c] for c in data_classes], dtype=np.int64)
+        if len(model_labels) == len(data_classes) and not all(c.isdigit() for c in data_classes):
+            missing = sorted(set(data_classes) - set(model_labels))[:3]
+            raise UsageError(f"{what} does not know the data's classes {missing}")
+    if data_classes and len(data_classes) > num_outputs:
+        raise UsageError(f"data has {len(data_classes)} classes but {what} has {num_outputs} outputs")
+    return None

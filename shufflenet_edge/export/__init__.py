@@ -169,20 +169,52 @@ def _parity(net, staged: Artifact, x, side: dict, precision: str, verbose: bool)
     return {k: parity[k] for k in ("max_abs_diff", "max_abs_ref", "cosine", "top1_agreement", "n", "engine", "passed")}
 
 
-def _keep_fp32(layers, fmt: str, precision: str) -> tuple:
-    """--keep-fp32 LAYER[,LAYER...] as a tuple; only ONNX int8 files have layers to keep float."""
-    if not layers:
-        return ()
-    names = tuple(n.strip() for n in (layers.split(",") if isinstance(layers, str) else layers) if n.strip())
-    if names and (fmt != "onnx" or precision != "int8"):
+def int8_request(fmt: Format, precision: str, keep_fp32=None, max_drop=None, data=None, int8_policy="fast") -> dict | None:
+    """What an int8 export was asked to keep float, checked (one-line usage errors) and in the form the
+    sidecar, the up-to-date check and the export cache compare: {policy, float_kinds, keep_fp32,
+    max_drop_pts, data}; None for other precisions. ``keep_fp32``: layer names (a comma-separated
+    string or a sequence), ``auto`` among them for the accuracy-bounded choice (``onnx_mixed.py``)."""
+    from .formats import int8_float_kinds
+    from .onnx_mixed import AUTO, check_max_drop
+
+    policy = str(int8_policy or "fast").lower()
+    kinds = int8_float_kinds(fmt, policy)
+    names = [n.strip() for n in (keep_fp32.split(",") if isinstance(keep_fp32, str) else keep_fp32 or ()) if n.strip()]
+    auto = any(n.lower() == AUTO for n in names)
+    if names and (fmt.name != "onnx" or precision != "int8"):
         raise UsageError("--keep-fp32 applies to --format onnx --precision int8 (TFLite: not yet)")
-    return names
+    if max_drop is not None and not auto:
+        raise UsageError("--max-drop applies to --keep-fp32 auto: it bounds the top-1 drop the automatic choice of "
+                         "float layers accepts")
+    if data is not None and not auto:
+        raise UsageError("--data applies to --keep-fp32 auto: the labelled data its top-1 drop is measured on")
+    if auto and not data:
+        raise UsageError("--keep-fp32 auto needs --data SPEC: the labelled data whose top-1 drop --max-drop bounds "
+                         "(e.g. --data digits)")
+    if precision != "int8":
+        return None
+    return {"policy": policy, "float_kinds": sorted(kinds),
+            "keep_fp32": sorted(n for n in names if n.lower() != AUTO) + ([AUTO] if auto else []),
+            "max_drop_pts": check_max_drop(1.0 if max_drop is None else max_drop) if auto else None,
+            "data": str(data) if auto else None}
+
+
+def _auto_spec(request: dict | None, net, meta: dict, layout: str):
+    """The labelled test images --keep-fp32 auto scores candidates on, in the file's layout (or None)."""
+    if not request or request["max_drop_pts"] is None:
+        return None
+    from .onnx_mixed import AutoSpec, labelled_images
+
+    h, w = meta["input_size"]
+    x, y = labelled_images(request["data"], (h, w), meta["preprocessing"], meta.get("labels"), meta["num_classes"])
+    return AutoSpec(request["data"], request["max_drop_pts"], _file_view(net, x, layout, (h, w))[2], y)
 
 
 def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "fp32", calib: str | None = None,
            calib_size: int = 256, input_size=None, num_classes: int | None = None, batch=1, layout: str = "nchw",
            out="exports", quiet: bool = False, verbose: bool = False, overwrite: bool = False,
-           name: str | None = None, keep_fp32=None) -> ExportResult:
+           name: str | None = None, keep_fp32=None, max_drop: float | None = None, data: str | None = None,
+           int8_policy: str = "fast") -> ExportResult:
     """Export ``model`` and check it; returns an ExportResult (see module docstring).
 
     An existing file is never replaced unless ``overwrite``; one that already holds this export
@@ -191,6 +223,12 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
 
     ``quiet`` drops this function's own notes from stderr; ``verbose`` lets the converters'
     logs through (by default they are kept and shown only if a conversion fails).
+
+    int8 (ONNX): ``keep_fp32`` layers stay float; ``keep_fp32="auto"`` with ``data`` keeps the
+    most sensitive layers float until the top-1 drop on ``data``'s test split is at most
+    ``max_drop`` points (default 1.0); ``int8_policy="fast"`` leaves the layer kinds that are
+    slower in int8 on the format's engine float, ``"all"`` quantizes them too. The sidecar records
+    all of it (``int8_request``, ``int8_policy``, ``kept_fp32``, ``keep_fp32_auto``).
     """
     from ..complexity import measure
     from ..io_utils import atomic_dir, check_writable, sigterm_unwinds, write_json
@@ -201,8 +239,8 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     fmt = get_format(format)
     precision, layout, batch = str(precision).lower(), str(layout).lower(), _batch(batch)
     check_combo(fmt, precision, batch, layout)
+    request = int8_request(fmt, precision, keep_fp32, max_drop, data, int8_policy)
     net, meta = build_model(model, checkpoint, input_size, num_classes)
-    keep = _keep_fp32(keep_fp32, fmt.name, precision)
     notes: list[str] = []
     calib_x = _calibration(meta, precision, calib, calib_size, notes)
     warning = fmt.notes.get(precision)
@@ -220,12 +258,13 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     wanted = {"model": meta["name"], "checkpoint_sha256": meta.get("checkpoint_sha256", "untrained"),
               "format": fmt.name, "precision": precision, "layout": layout, "batch": batch, "input_size": [h, w],
               "num_classes": meta["num_classes"],
-              "calibration": {"source": calib or "random"} if precision == "int8" else None}
+              "calibration": {"source": calib or "random"} if precision == "int8" else None, "int8_request": request}
     held = existing_export(target, wanted, overwrite)
     if held is not None:
         return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=Artifact(target, fmt).size_bytes,
                             seconds=round(time.perf_counter() - t0, 2), parity=held["parity"], metadata=held,
                             notes=notes, up_to_date=True)
+    auto = _auto_spec(request, net, meta, layout)
     cx = measure(net)
     dest = Artifact(target, fmt)
     file_model, sample, file_calib = _file_view(net, calib_x, layout, (h, w))
@@ -233,11 +272,16 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     check_writable(dest.path.parent, need_bytes=4 * cx.params + (1 << 20), what=str(dest.path))
     with sigterm_unwinds(), atomic_dir(dest.path) as work:
         staged = Artifact(work / dest.path.name, fmt)
-        info = _convert(fmt, ConvertJob(file_model, sample, staged.path, precision, batch, file_calib, keep_fp32=keep),
-                        meta["name"], dest.path, verbose)
+        job = ConvertJob(file_model, sample, staged.path, precision, batch, file_calib, auto=auto,
+                         **({"keep_fp32": tuple(n for n in request["keep_fp32"] if n != "auto"),
+                             "float_kinds": tuple(request["float_kinds"]), "policy": request["policy"]}
+                            if request else {}))
+        info = _convert(fmt, job, meta["name"], dest.path, verbose)
         input_q = info.pop("input_quantization", None)
         side = sidecar(meta, fmt.name, precision, layout, batch, cx.macs, cx.params, input_q,
                        exporter=info.pop("converter", fmt.tool), **info)
+        if request:
+            side["int8_request"] = request
         # the files carry their metadata too (ONNX metadata_props, a TFLite metadata entry): a lost sidecar loses
         # nothing. Embedded before the parity check, so the bytes checked are the bytes written; again after it
         # with the result, so the file alone still says it was verified (only the metadata differs).

@@ -39,6 +39,9 @@ class Format:
     notes: dict[str, str] = field(default_factory=dict)  # precision -> warning printed on export
     browser_engine: str | None = None  # the demo page's runtime for these files
     refusals: dict = field(default_factory=dict)  # precision -> why it is not offered (one line, for the user)
+    # layer kinds (edge info's names) slower in int8 than in fp32 on this format's engine: the int8 policy
+    # "fast" leaves them float (measured per engine, see export/onnx_int8.py)
+    int8_slow_kinds: tuple[str, ...] = ()
 
     @property
     def suffix(self) -> str:
@@ -75,11 +78,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
         "fp32": Recipe("float32, simplified with onnxsim"),
         "fp16": Recipe("float16 weights and compute, float32 inputs/outputs"),
         "int8": Recipe("static QDQ: uint8 activations, uint8 per-channel weights (no int16 saturation: same "
-                       "results on every x86 CPU), calibrated", version=2),
+                       "results on every x86 CPU), calibrated; --int8-policy fast (default) leaves grouped 1x1 "
+                       "convs float (slower in int8 on onnxruntime)", version=3),
         "dynamic": Recipe("quantize_dynamic: int8 weights, activations quantized at run time (slow for convs)"),
     }, "torch.onnx.export(dynamo) + onnxsim; onnxruntime.quantization",
         packages=("torch", "onnx", "onnxscript", "onnxsim", "onnxruntime"), batches=(1, "dynamic"),
-        post_write="embed_metadata", browser_engine="onnxruntime-web",
+        post_write="embed_metadata", browser_engine="onnxruntime-web", int8_slow_kinds=("gconv1x1",),
         notes={"dynamic": "dynamic-range ONNX runs convolutions as ConvInteger, several times slower than fp32 on "
                           "x86; prefer --precision int8"}),
     Format("tflite", (".tflite",), "tflite_export", {
@@ -102,6 +106,17 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     }, "torch.export + ExecuTorch XnnpackPartitioner; PT2E XNNPACKQuantizer int8",
         packages=("torch", "torchao", "executorch")),
 )}
+
+# --int8-policy: "all" quantizes every layer the recipe can; "fast" leaves the format's int8_slow_kinds float.
+INT8_POLICIES = ("fast", "all")
+
+
+def int8_float_kinds(fmt: "Format", policy: str) -> tuple[str, ...]:
+    """The layer kinds an int8 export under ``policy`` leaves float (what the cache key and sidecar record)."""
+    if policy not in INT8_POLICIES:
+        raise UsageError(f"unknown --int8-policy '{policy}' (choose from: {', '.join(INT8_POLICIES)})")
+    return fmt.int8_slow_kinds if policy == "fast" else ()
+
 
 # Derived views (kept for callers and --help).
 PRECISIONS: tuple[str, ...] = tuple(dict.fromkeys(p for f in FORMATS.values() for p in f.precisions))
@@ -159,3 +174,6 @@ class ConvertJob:
     batch: object  # 1 or "dynamic"
     calib: object = None  # np.ndarray N x (file layout) float32, for int8
     keep_fp32: tuple = ()  # int8: layers (as `edge quantize-report` names them) left in float
+    float_kinds: tuple = ()  # int8: layer kinds left float by --int8-policy (formats.int8_float_kinds)
+    policy: str = "fast"  # int8: the --int8-policy those kinds come from (recorded in the sidecar)
+    auto: object = None  # int8: onnx_mixed.AutoSpec for --keep-fp32 auto (accuracy-bounded float layers)

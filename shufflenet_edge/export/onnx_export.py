@@ -79,12 +79,9 @@ def convert(job) -> dict:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     if job.precision == "int8":
-        from . import onnx_int8
+        from .onnx_mixed import quantize_layers
 
-        keep = tuple(getattr(job, "keep_fp32", ()) or ())
-        exclude = onnx_int8.nodes_of_layers(proto, keep) if keep else ()
-        info["quantization"] = onnx_int8.quantize(fp32, job.path, job.calib, exclude_nodes=exclude)
-        info["kept_fp32"] = list(keep)
+        info.update(quantize_layers(proto, fp32, job))
         info["converter"] += " + onnxruntime quantize_static (QDQ, uint8 activations, uint8 per-channel weights)"
     elif job.precision == "dynamic":
         quantize_dynamic(str(fp32), str(job.path), weight_type=QuantType.QInt8)

@@ -8,7 +8,8 @@ from pathlib import Path
 from ..errors import UsageError
 
 # what makes two exports the same file (the sidecar keys compared)
-SAME = ("model", "checkpoint_sha256", "format", "precision", "layout", "batch", "input_size", "num_classes")
+SAME = ("model", "checkpoint_sha256", "format", "precision", "layout", "batch", "input_size", "num_classes",
+        "int8_request")
 
 
 def custom_target(out, name: str, suffix: str) -> Path:

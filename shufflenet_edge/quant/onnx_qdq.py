@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..export import onnx_int8
+from . import onnx_layers
 
 
 def session(proto):
@@ -138,7 +138,7 @@ def _prune(graph) -> None:
 
 
 def quantized_layers(qdq, fp32) -> list[dict]:
-    """The fp32 file's layers (onnx_int8.layers; the quantizer keeps node names) that read at
+    """The fp32 file's layers (onnx_layers.layers; the quantizer keeps node names) that read at
     least one dequantized tensor in the QDQ file. ``output`` becomes a tensor both files have:
     the quantizer drops a ReLU after a conv (the uint8 range clips at zero), and with it the
     conv's own output name, so such a conv is compared after its ReLU."""
@@ -150,7 +150,7 @@ def quantized_layers(qdq, fp32) -> list[dict]:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
     out = []
-    for layer in onnx_int8.layers(fp32):
+    for layer in onnx_layers.layers(fp32):
         if not any(i in dq_out for name in layer["nodes"] if name in by_name for i in by_name[name].input):
             continue
         tensor = layer["output"]
