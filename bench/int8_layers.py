@@ -174,7 +174,7 @@ def tflite_profile(model: str, size: int, runs: int, work: Path, qemu: bool) -> 
         for precision in ("fp32", "int8"):
             slug = module.edge_meta["name"]
             files[(label, precision)] = export(model=module, format="tflite", precision=precision, out=work / "tflite",
-                                               name=f"{slug}_{precision}", quiet=True).path
+                                               name=f"{slug}_{precision}", calib_size=32, quiet=True).path
     engines = [open_engine(p, threads=1) for p in files.values()]
     x = np.random.default_rng(1).standard_normal((1, 3, size, size)).astype(np.float32)
     timed = time_cases([(e.invoke, e.prepare(x)) for e in engines], runs=runs, warmup=max(3, runs // 20))

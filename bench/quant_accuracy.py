@@ -4,7 +4,9 @@ Trains v1_g3 and v2_1.0x (small-input variants, 32x32) on ``digits`` with the de
 exports each through the toolkit (``se.export``, the code `edge export` runs) to ONNX and
 TFLite in every precision (int8 calibrated on the training split), evaluates every file on the
 same test split with ``se.evaluate`` and, with ``--runs N``, times it with ``se.bench`` (batch 1,
-1 thread). Writes bench/results/quant_accuracy.{json,md} (``--results DIR``).
+1 thread). ONNX int8 files follow ``--int8-policy fast`` (the default; rows list the layers kept
+float); an "int8 mixed" row adds the file ``--keep-fp32 auto --max-drop 1.0 --data digits`` writes
+(``--no-mixed`` leaves it out). Writes bench/results/quant_accuracy.{json,md} (``--results DIR``).
 
     .venv/bin/python bench/quant_accuracy.py [--models v1_g3 v2_1.0x] [--runs 100] [--reuse]
 
@@ -52,6 +54,16 @@ def _latency(path: Path, runs: int) -> dict:
             "cv": rec["latency_ms"].get("cv"), "verdict": (rec.get("stability") or {}).get("verdict")}
 
 
+def _cases(fmt: str, precisions, mixed: bool, model: str):
+    """(precision, row label, extra export arguments) per file: each precision, and for ONNX int8 with
+    ``mixed`` the accuracy-bounded mixed-precision file (``--keep-fp32 auto --max-drop 1.0 --data digits``)."""
+    for precision in precisions:
+        yield precision, precision, {}
+        if mixed and fmt == "onnx" and precision == "int8":
+            yield precision, "int8 mixed", {"keep_fp32": "auto", "max_drop": TARGET_PTS["int8"], "data": "digits",
+                                            "name": f"{model}_int8_mixed"}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["v1_g3", "v2_1.0x"])
@@ -64,6 +76,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the digits recipe's)")
     ap.add_argument("--subset", type=int, default=None, help="train on this many images (smoke tests)")
     ap.add_argument("--reuse", action="store_true", help="reuse trained checkpoints from --work")
+    ap.add_argument("--no-mixed", dest="mixed", action="store_false",
+                    help="skip the ONNX int8 file with --keep-fp32 auto (the 'int8 mixed' rows)")
     ap.add_argument("--render-only", action="store_true", help="rewrite the .md (and notes) from the existing .json")
     args = ap.parse_args(argv)
     results = Path(args.results)
@@ -88,20 +102,26 @@ def main(argv=None) -> int:
                      "n": ref["n"], "size_bytes": ckpt.stat().st_size, "delta_pts": 0.0})
         fp32_top1 = {}
         for fmt in args.formats:
-            for precision in args.precisions:
-                row = {"model": name, "format": fmt, "precision": precision}
+            for precision, label, extra in _cases(fmt, args.precisions, args.mixed, name):
+                row = {"model": name, "format": fmt, "precision": label}
                 try:
                     x = se.export(checkpoint=ckpt, format=fmt, precision=precision, calib="digits",
-                                  calib_size=args.calib_size, out=exports, quiet=True)
+                                  calib_size=args.calib_size, out=exports, quiet=True, **extra)
                 except se.EdgeError as exc:  # report the failure, keep measuring the rest
                     row["error"] = f"export failed: {exc}"
                     rows.append(row)
-                    print(f"  {fmt} {precision}: {row['error']}", flush=True)
+                    print(f"  {fmt} {label}: {row['error']}", flush=True)
                     continue
                 r = se.evaluate(artifact=x.path, data="digits", split="test")
                 row.update(top1=r["top1"], top5=r["top5"], n=r["n"], size_bytes=x.size_bytes, artifact=x.path.name,
                            engine=r["engine"], parity=x.parity, exporter=x.metadata.get("exporter"))
-                if precision == "fp32":
+                if x.metadata.get("kept_fp32") is not None:  # ONNX int8: which layers stayed float, and why
+                    row["kept_fp32"] = x.metadata["kept_fp32"]
+                    row["int8_policy"] = (x.metadata.get("int8_policy") or {}).get("policy")
+                if x.metadata.get("keep_fp32_auto"):
+                    row["keep_fp32_auto"] = {k: x.metadata["keep_fp32_auto"][k] for k in
+                                             ("drop_pts", "max_drop_pts", "int8_top1_all_layers", "kept_fp32")}
+                if label == "fp32":
                     fp32_top1[fmt] = r["top1"]
                 row["delta_pts"] = round((r["top1"] - ref["top1"]) * 100, 2)
                 if fmt in fp32_top1:
@@ -113,7 +133,7 @@ def main(argv=None) -> int:
                     row["latency"] = _latency(x.path, args.runs)
                 rows.append(row)
                 lat = f", {row['latency']['p50_ms']:.2f} ms" if "latency" in row else ""
-                print(f"  {fmt} {precision}: top-1 {r['top1']:.2%} ({row['delta_pts']:+.2f} pts), "
+                print(f"  {fmt} {label}: top-1 {r['top1']:.2%} ({row['delta_pts']:+.2f} pts), "
                       f"{row['size_bytes'] / 1e3:.0f} kB{lat}", flush=True)
     m = machine_info()
     result = {
