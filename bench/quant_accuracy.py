@@ -120,7 +120,7 @@ def main(argv=None) -> int:
                     row["int8_policy"] = (x.metadata.get("int8_policy") or {}).get("policy")
                 if x.metadata.get("keep_fp32_auto"):
                     row["keep_fp32_auto"] = {k: x.metadata["keep_fp32_auto"][k] for k in
-                                             ("drop_pts", "max_drop_pts", "int8_top1_all_layers", "kept_fp32")}
+                                             ("drop_pts", "max_drop_pts", "int8_top1_plain", "kept_fp32")}
                 if label == "fp32":
                     fp32_top1[fmt] = r["top1"]
                 row["delta_pts"] = round((r["top1"] - ref["top1"]) * 100, 2)

@@ -80,7 +80,7 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
     if auto:
         click.echo(f"--keep-fp32 auto on {auto['data']} ({auto['images']} test images): top-1 fp32 {auto['fp32_top1']:.2%}, "
                    f"int8 {auto['int8_top1']:.2%} (drop {auto['drop_pts']:.2f} <= {auto['max_drop_pts']:g} points; "
-                   f"{auto['int8_top1_all_layers']:.2%} with every layer int8), {len(auto['kept_fp32'])} of "
+                   f"{auto['int8_top1_plain']:.2%} before any layer was kept float), {len(auto['kept_fp32'])} of "
                    f"{auto['ranked_layers']} ranked layers float")
     iq = r.metadata.get("input_quantization")
     if iq:

@@ -148,7 +148,7 @@ def search(fp32_path, out_path, calib: np.ndarray, spec: AutoSpec, exclude_nodes
         os.replace(files[best], out_path)
     return dict(recipe), {
         "data": spec.data, "split": spec.split, "images": int(len(spec.y)), "max_drop_pts": spec.max_drop,
-        "fp32_top1": fp32_top1, "int8_top1_all_layers": scores[0], "int8_top1": scores[best], "drop_pts": drop(best),
+        "fp32_top1": fp32_top1, "int8_top1_plain": scores[0], "int8_top1": scores[best], "drop_pts": drop(best),
         "kept_fp32": ranked[:best], "ranked_layers": len(ranked), "ranked_by": "sqnr_alone_db (edge quantize-report)",
         "tried": [{"float_layers": k, "int8_top1": scores[k], "drop_pts": drop(k)} for k in sorted(scores)],
         "engine": f"onnxruntime {onnxruntime.__version__}"}
