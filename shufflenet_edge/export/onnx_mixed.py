@@ -2,8 +2,11 @@
 (``--int8-policy fast``: the kinds slower in int8 on onnxruntime) and, with ``--keep-fp32 auto
 --max-drop PTS --data SPEC``, as many as the accuracy bound needs.
 
-The automatic choice follows quantize-report's ranking (``quant/layer_errors.py``: SQNR of each
-layer quantized alone, worst first) and keeps a prefix of it float. Every candidate is a real file
+The automatic choice ranks layers with quantize-report's per-layer errors (``quant/layer_errors.py``),
+ordered by what accuracy sees: the SQNR of the logits with that layer alone quantized, worst first.
+(The SQNR of the layer's own output is blind to an outlier channel: one channel 100x the others
+dominates the signal power, while the per-tensor scale it forces leaves the others a few levels.)
+It keeps a prefix of that order float. Every candidate is a real file
 of the export recipe (``onnx_int8.quantize`` with those layers excluded), scored by its top-1 on
 the data's test split in onnxruntime against the fp32 file's. Prefix sizes grow 1, 2, 4, ... until
 one is within the bound, then bisect between the last size that was not and that one: about
@@ -81,6 +84,15 @@ def top1(path, x: np.ndarray, y: np.ndarray) -> float:
     return float((np.concatenate(preds) == y).mean())
 
 
+RANKED_BY = "logits_sqnr_alone_db (edge quantize-report's logits SQNR with the layer alone quantized; lowest first)"
+
+
+def _logits_first(row: dict) -> tuple:
+    """Sort key: lowest logits SQNR with the layer alone quantized first; exact (None) last."""
+    value = row["logits_sqnr_alone_db"]
+    return (value is None, value if value is not None else 0.0)
+
+
 def smallest_passing(passes, limit: int) -> int | None:
     """The smallest k in 1..limit with ``passes(k)``: probes 1, 2, 4, ... then bisects between the
     last failing and the first passing size. None when ``limit`` itself fails (or is < 1)."""
@@ -112,7 +124,7 @@ def search(fp32_path, out_path, calib: np.ndarray, spec: AutoSpec, exclude_nodes
     import onnx
     import onnxruntime
 
-    from ..quant.layer_errors import onnx_layer_errors, rank
+    from ..quant.layer_errors import onnx_layer_errors
 
     proto = onnx.load(str(fp32_path))
     fp32_top1 = top1(fp32_path, spec.x, spec.y)
@@ -134,7 +146,7 @@ def search(fp32_path, out_path, calib: np.ndarray, spec: AutoSpec, exclude_nodes
             best = 0
         else:
             skip = set(fixed)
-            rows = rank(onnx_layer_errors(fp32_path, files[0], calib[:RANK_IMAGES]))
+            rows = sorted(onnx_layer_errors(fp32_path, files[0], calib[:RANK_IMAGES]), key=_logits_first)
             ranked += [r["name"] for r in rows if r["name"] not in skip]
             best = smallest_passing(passes, int(len(ranked) * MAX_FLOAT_FRACTION))
             if best is None:
@@ -149,7 +161,7 @@ def search(fp32_path, out_path, calib: np.ndarray, spec: AutoSpec, exclude_nodes
     return dict(recipe), {
         "data": spec.data, "split": spec.split, "images": int(len(spec.y)), "max_drop_pts": spec.max_drop,
         "fp32_top1": fp32_top1, "int8_top1_plain": scores[0], "int8_top1": scores[best], "drop_pts": drop(best),
-        "kept_fp32": ranked[:best], "ranked_layers": len(ranked), "ranked_by": "sqnr_alone_db (edge quantize-report)",
+        "kept_fp32": ranked[:best], "ranked_layers": len(ranked), "ranked_by": RANKED_BY,
         "tried": [{"float_layers": k, "int8_top1": scores[k], "drop_pts": drop(k)} for k in sorted(scores)],
         "engine": f"onnxruntime {onnxruntime.__version__}"}
 
