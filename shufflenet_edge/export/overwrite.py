@@ -43,5 +43,8 @@ def existing_export(target: Path, wanted: dict, overwrite: bool) -> dict | None:
     if old and all(old.get(k) == wanted.get(k) for k in SAME) and calib_same and old.get("parity"):
         return old
     held = f"holds {_origin(old)}" if old else "has no sidecar (origin unknown)"
+    differ = [k for k in SAME if old and old.get(k) != wanted.get(k)]
+    if old and differ:
+        held += f" with other settings ({', '.join(differ)})"
     raise UsageError(f"{target} exists and {held}; not replacing it with {_origin(wanted)}: add --overwrite, "
                      "choose another --out, or give --name STEM for another file name")
