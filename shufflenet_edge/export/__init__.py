@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import RuntimeFailure, UsageError, one_line
+from ..errors import EdgeError, RuntimeFailure, UsageError, one_line
 from .artifact import Artifact, commit, is_verified
 from .formats import FORMATS, LAYOUTS, PRECISIONS, RECIPES, ConvertJob, Format, check_combo, file_name, get_format
 from .overwrite import custom_target, existing_export
@@ -144,6 +144,8 @@ def _convert(fmt: Format, job: ConvertJob, name: str, dest: Path, verbose: bool)
     with silenced(not verbose):
         try:
             return converter.convert(job)
+        except EdgeError:  # the converter's own one-line error (--keep-fp32 auto's unreachable bound)
+            raise
         except Exception as exc:
             raise write_error(dest, exc) or RuntimeFailure(
                 f"{fmt.name} {job.precision} conversion of {name} failed: {one_line(exc)}") from None
