@@ -45,6 +45,8 @@ def _ops(path) -> tuple[list[dict], list[int]]:
         ops.append({"op": names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM"),
                     "inputs": [op.Inputs(j) for j in range(op.InputsLength()) if op.Inputs(j) >= 0],
                     "output": out, "name": (tensor.Name() or b"").decode(errors="replace"),
+                    "input_names": [(graph.Tensors(op.Inputs(j)).Name() or b"").decode(errors="replace")
+                                    for j in range(op.InputsLength()) if op.Inputs(j) >= 0],
                     "shape": tuple(int(tensor.Shape(j)) for j in range(tensor.ShapeLength()))})
     return ops, [graph.Inputs(j) for j in range(graph.InputsLength())]
 
@@ -158,7 +160,10 @@ def layer_errors(fp32_path, int8_path, x: np.ndarray, kinds: dict[str, str] | No
     layers: dict[str, dict] = {}
     for fi, qi in pairs:
         op = q_ops[qi]
-        module = module_of(op["name"], op["op"] in _CONV_OPS) or module_of(f_ops[fi]["name"], op["op"] in _CONV_OPS)
+        weighted = op["op"] in _CONV_OPS
+        # a graph output is renamed (serving_default_...): a conv or fc is then named by its weights
+        names = [op["name"], f_ops[fi]["name"]] + (f_ops[fi]["input_names"][1:] + op["input_names"][1:] if weighted else [])
+        module = next((m for m in (module_of(n, weighted) for n in names) if m), None)
         if module is None:
             continue  # layout transposes the converter added: no module of the model
         layer = layers.setdefault(module, {"name": module, "ops": set(), "q_ops": []})
