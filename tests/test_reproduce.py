@@ -176,6 +176,40 @@ def test_quick_settings_and_runs():
     assert st.estimate_s(big, full, False) > st.estimate_s(small, full, False)
 
 
+def test_cold_conversion_estimates_and_order(monkeypatch):
+    """The bar's conversion estimate follows what a conversion costs (kind, input size, the study's
+    small int8 calibration and parity sets), and the pool takes the longest files first."""
+    size = {(224, 224): 137_000_000, (720, 1280): 2_470_000_000}  # v1_g3's MACs
+    jobs = {(f, p, hw): st.Job("v1-table8", "v1_g3", f, p, hw, m)
+            for f in ("onnx", "tflite") for p in ("fp32", "int8") for hw, m in size.items()}
+    est = {k: st.export_estimate_s(j) for k, j in jobs.items()}
+    for hw in size:
+        assert est["onnx", "fp32", hw] < est["onnx", "int8", hw] < est["tflite", "fp32", hw] < est["tflite", "int8", hw]
+    assert all(est[f, p, (720, 1280)] > est[f, p, (224, 224)] for f in ("onnx", "tflite") for p in ("fp32", "int8"))
+    # a cold v1_g3 at 224, all four files, on one core: about 1.5 min of conversion, not 5
+    assert 60 < sum(v for (f, p, hw), v in est.items() if hw == (224, 224)) < 150
+    assert st.export_estimate_s(st.Job("v1-table8", "v1_g3", "onnx", "fp32", (224, 224), 1, cached=True)) == 0
+    # int8 files: few calibration images (the sidecar says how many); fp32 keys shared with edge bench
+    assert st.export_fields("v1_g3", "tflite", "int8", (224, 224))["calib_size"] == st.CALIB_INT8_224 <= 16
+    assert st.export_fields("v1_g3", "onnx", "int8", (720, 1280))["calib_size"] == st.CALIB_INT8_LARGE
+    assert st.export_fields("v1_g3", "onnx", "fp32", (224, 224))["calib_size"] == 256
+    assert st.parity_n(jobs["onnx", "fp32", (720, 1280)]) < st.parity_n(jobs["onnx", "fp32", (224, 224)]) == 8
+
+    # the pool's tasks: longest first; a model's ONNX files at one size in one task, fp32 first (the
+    # int8 file quantizes the graph the fp32 export left in that worker)
+    order = []
+    monkeypatch.setattr(st, "_export_worker", lambda j, threads: (order.append(j) or (0.0, None, False)))
+    st.export_all(list(jobs.values()), workers=1)
+    batches = st.export_batches(list(jobs.values()))
+    assert order == [j for b in batches for j in b] and len(order) == len(jobs)
+    per_job = st.conversion_estimates(list(jobs.values()))
+    cost = [sum(per_job[id(j)] for j in b) for b in batches]
+    assert cost == sorted(cost, reverse=True) and len(batches) == 6
+    int8 = jobs["onnx", "int8", (224, 224)]
+    assert per_job[id(int8)] < st.export_estimate_s(int8) - 5  # no second graph export
+    assert all([j.precision for j in b] == ["fp32", "int8"] for b in batches if b[0].fmt == "onnx")
+
+
 # ---------------------------------------------------------------- the micro-benchmark modules
 
 

@@ -216,7 +216,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
            calib_size: int = 256, input_size=None, num_classes: int | None = None, batch=1, layout: str = "nchw",
            out="exports", quiet: bool = False, verbose: bool = False, overwrite: bool = False,
            name: str | None = None, keep_fp32=None, max_drop: float | None = None, data: str | None = None,
-           int8_policy: str = "fast") -> ExportResult:
+           int8_policy: str = "fast", parity_n: int | None = None) -> ExportResult:
     """Export ``model`` and check it; returns an ExportResult (see module docstring).
 
     An existing file is never replaced unless ``overwrite``; one that already holds this export
@@ -231,11 +231,13 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     ``max_drop`` points (default 1.0); ``int8_policy="fast"`` leaves the layer kinds that are
     slower in int8 on the format's engine float, ``"all"`` quantizes them too. The sidecar records
     all of it (``int8_request``, ``int8_policy``, ``kept_fp32``, ``keep_fp32_auto``).
+    ``parity_n``: how many inputs the parity check runs (default ``parity.N_INPUTS``; the sidecar's
+    ``parity.n`` records it). ``edge reproduce`` checks its large-input files on fewer.
     """
     from ..complexity import measure
     from ..io_utils import atomic_dir, check_writable, sigterm_unwinds, write_json
     from .metadata import sidecar
-    from .parity import parity_inputs
+    from .parity import N_INPUTS, parity_inputs
 
     t0 = time.perf_counter()
     fmt = get_format(format)
@@ -291,7 +293,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
             else None
         if embed:
             embed(staged.path, side)
-        side["parity"] = _parity(net, staged, parity_inputs((h, w), calib_x), side, precision, verbose)
+        side["parity"] = _parity(net, staged, parity_inputs((h, w), calib_x, parity_n or N_INPUTS), side, precision, verbose)
         side["calibration"] = None if calib_x is None or precision != "int8" else {
             "source": calib or "random", "n": int(len(calib_x))}
         if embed:

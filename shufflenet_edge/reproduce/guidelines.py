@@ -188,7 +188,7 @@ def body_complexity(cfg: Micro):
     return measure(body, (HW, HW), in_channels=net.c)
 
 
-_CALIB_SIZE = 64  # random calibration inputs for int8: scales do not change speed
+CALIB_SIZE = 64  # random calibration inputs for int8: scales do not change speed
 
 
 def export_fields(cfg: Micro, fmt: str, precision: str, meta: bool = False) -> dict:
@@ -198,4 +198,4 @@ def export_fields(cfg: Micro, fmt: str, precision: str, meta: bool = False) -> d
     if meta:
         with torch.device("meta"):
             return export_fields(cfg, fmt, precision)
-    return dict(model=build(cfg), format=fmt, precision=precision, calib_size=_CALIB_SIZE)
+    return dict(model=build(cfg), format=fmt, precision=precision, calib_size=CALIB_SIZE)

@@ -18,11 +18,32 @@ from .guidelines import Micro
 STUDIES = ("v1-table8", "v2-guidelines", "v1-groups")
 GROUPS_SIZE = (224, 224)  # v1 Table 2 compares the group counts at 224x224 only
 PROFILE_SIZE = (224, 224)
-CALIB_224 = 256  # edge bench's default, so `edge bench --model ... --precision int8` shares these files
-CALIB_LARGE = 16  # int8 scales do not change speed; 256 random 720x1280 images would take minutes
+# The cache key's calib_size of the fp32 files (unused by an fp32 conversion): edge bench's default
+# at 224, so `edge bench --model ...` and a reproduce run share those files.
+CALIB_224 = 256
+CALIB_LARGE = 16
+# int8 files are calibrated on a few random inputs: the int8 kernels and so the latency are the same
+# whatever the scales, and a cold full run must stay under an hour on 2 cores (256 images took ~50 of
+# a TFLite int8 conversion's ~95 CPU seconds at 224). The sidecar's calibration n says how many.
+CALIB_INT8_224 = 16
+CALIB_INT8_LARGE = 4
+# The export's parity check runs 8 inputs at 224; above that 2 (8 were ~10 of a 720x1280 file's
+# ~25 CPU seconds). The sidecar's parity n says how many.
+PARITY_LARGE = 2
 # Rough costs for the progress bar's time estimate (this host, 1 thread); the bar's rate corrects them.
 _EST_GMACS = 15.0
-_EST_EXPORT_S = {("onnx", "fp32"): 8.0, ("onnx", "int8"): 12.0, ("tflite", "fp32"): 15.0, ("tflite", "int8"): 60.0}
+# CPU seconds of one conversion, measured on this host (2026-12-01; v1_g3 at 224 and 720x1280 and a
+# x4 micro-module, one thread, the calibration and parity sets of this module): the converter's
+# fixed cost by kind ...
+_EST_EXPORT_S = {("onnx", "fp32"): 10.0, ("onnx", "int8"): 13.5, ("tflite", "fp32"): 24.0, ("tflite", "int8"): 41.0}
+_EST_MICRO_EXPORT_S = {"onnx": 5.0, "tflite": 8.0}  # ten blocks: a small graph
+_EST_ONNX_GRAPH_S = 10.0  # the fp32 graph export an int8 ONNX file skips when it reuses its fp32 file's
+# ... and the parts that grow with one image's work, in CPU seconds per GMAC: the converter's,
+# each calibration image's and each parity input's (run in PyTorch and in the runtime; 1x1-conv
+# micro-modules run ~7x more MACs per second than the zoo's grouped and depthwise convs).
+_EST_CONVERT_S_PER_GMAC = {"onnx": 0.5, "tflite": 1.0}
+_EST_CALIB_S_PER_GMAC = {"onnx": 0.3, "tflite": 0.8}
+_EST_PARITY_S_PER_GMAC = {"zoo": 0.5, "micro": 0.07}
 
 
 @dataclass
@@ -80,8 +101,21 @@ def _zoo_macs(name: str, size) -> int:
     return complexity(name, size).macs
 
 
-def _zoo_calib(size) -> int:
-    return CALIB_224 if tuple(size) == (224, 224) else CALIB_LARGE
+def _large(size) -> bool:
+    return tuple(size) != (224, 224)
+
+
+def _zoo_calib(size, precision: str = "fp32") -> int:
+    if precision == "int8":
+        return CALIB_INT8_LARGE if _large(size) else CALIB_INT8_224
+    return CALIB_LARGE if _large(size) else CALIB_224
+
+
+def parity_n(job: "Job") -> int:
+    """Inputs the export's parity check of ``job``'s file runs (zoo models above 224: fewer)."""
+    from ..export.parity import N_INPUTS
+
+    return PARITY_LARGE if not isinstance(job.subject, Micro) and _large(job.size) else N_INPUTS
 
 
 def export_fields(subject, fmt: str, precision: str, size, meta: bool = False) -> dict:
@@ -91,7 +125,8 @@ def export_fields(subject, fmt: str, precision: str, size, meta: bool = False) -
         from .guidelines import export_fields as micro_fields
 
         return micro_fields(subject, fmt, precision, meta)
-    return dict(model=subject, format=fmt, precision=precision, input_size=list(size), calib_size=_zoo_calib(size))
+    return dict(model=subject, format=fmt, precision=precision, input_size=list(size),
+                calib_size=_zoo_calib(size, precision))
 
 
 def _cached(subject, fmt: str, precision: str, size) -> bool:
@@ -140,13 +175,36 @@ def runs_for(job: Job, s: Settings, emulated: bool) -> tuple[int | None, int | N
     return None, int(max(2, min(10, 1000.0 / max(est_ms, 1e-3))))
 
 
-def export_estimate_s(job: Job) -> float:
+def export_estimate_s(job: Job, reuses_fp32: bool = False) -> float:
+    """Seconds of one conversion on one core: the converter's fixed cost, its part that grows with
+    the input, the calibration passes (int8) and the parity check's inputs (PyTorch and the runtime).
+    ``reuses_fp32``: an ONNX file made right after another of the same model in the same worker,
+    whose fp32 graph it quantizes instead of exporting it again (``export_batches``)."""
     if job.cached:
         return 0.0
-    export = _EST_EXPORT_S.get((job.fmt, job.precision), 15.0)
-    if job.precision == "int8" and not isinstance(job.subject, Micro):
-        export += _zoo_calib(job.size) * job.macs / (_EST_GMACS * 1e9)  # calibration passes
-    return export * (1.0 + job.macs / 5e9)  # big inputs convert slower
+    micro = isinstance(job.subject, Micro)
+    gmacs = job.macs / 1e9
+    fixed = _EST_MICRO_EXPORT_S.get(job.fmt, 10.0) if micro else _EST_EXPORT_S.get((job.fmt, job.precision), 25.0)
+    if job.precision != "fp32" and (micro or reuses_fp32):
+        fixed += _EST_EXPORT_S.get((job.fmt, job.precision), 25.0) - _EST_EXPORT_S.get((job.fmt, "fp32"), 10.0)
+    if reuses_fp32:
+        fixed -= _EST_ONNX_GRAPH_S
+    per_gmac = _EST_CONVERT_S_PER_GMAC.get(job.fmt, 1.0) + 2 * parity_n(job) * _EST_PARITY_S_PER_GMAC[
+        "micro" if micro else "zoo"]
+    if job.precision == "int8":
+        from .guidelines import CALIB_SIZE
+
+        per_gmac += (CALIB_SIZE if micro else _zoo_calib(job.size, "int8")) * _EST_CALIB_S_PER_GMAC.get(job.fmt, 1.0)
+    return fixed + per_gmac * gmacs
+
+
+def conversion_estimates(jobs: list[Job]) -> dict:
+    """{id(job): seconds on one core} for the uncached jobs as ``export_batches`` runs them."""
+    out = {}
+    for batch in export_batches(jobs):
+        for i, j in enumerate(batch):
+            out[id(j)] = export_estimate_s(j, reuses_fp32=i > 0)
+    return out
 
 
 def time_estimate_s(job: Job, s: Settings, emulated: bool) -> float:
@@ -187,8 +245,20 @@ def unique_jobs(jobs: list[Job]) -> tuple[list[Job], dict]:
 
 def _export(job: Job):
     from ..bench.cache import ExportCache
+    from ..export import export
 
-    return ExportCache().get_or_build(export_fields(job.subject, job.fmt, job.precision, job.size)).path
+    fields = export_fields(job.subject, job.fmt, job.precision, job.size)
+
+    def build(out):
+        import torch
+
+        # an untrained zoo model gets the same random weights in each of its files, so its int8 ONNX
+        # file quantizes the graph its fp32 file just exported in this worker (see export_all)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return export(**fields, out=out, quiet=True, parity_n=parity_n(job))
+
+    return ExportCache().get_or_build(fields, build).path
 
 
 def _export_worker(job: Job, threads: int) -> tuple[float, str | None, bool]:
@@ -210,6 +280,22 @@ def _export_worker(job: Job, threads: int) -> tuple[float, str | None, bool]:
         return time.perf_counter() - t0, f"{type(exc).__name__}: {first}", False
     finally:
         torch.set_num_threads(before)
+
+
+def export_batches(jobs: list[Job]) -> list[list[Job]]:
+    """The uncached files as the pool's tasks: a model's ONNX files at one size together, fp32 first
+    (its int8 file reuses the fp32 graph in that worker), every other file alone; longest first, so
+    the pool's last minutes are not one worker finishing a long file alone."""
+    batches: dict = {}
+    for j in sorted((j for j in jobs if not j.cached), key=lambda j: j.precision != "fp32"):
+        key = (j.name, tuple(j.size)) if j.fmt == "onnx" else id(j)
+        batches.setdefault(key, []).append(j)
+    cost = {id(b): sum(export_estimate_s(j, reuses_fp32=i > 0) for i, j in enumerate(b)) for b in batches.values()}
+    return sorted(batches.values(), key=lambda b: cost[id(b)], reverse=True)
+
+
+def _export_batch(batch: list[Job], threads: int) -> list[tuple[float, str | None, bool]]:
+    return [_export_worker(j, threads) for j in batch]
 
 
 def _stop_workers(pool) -> None:
@@ -239,7 +325,7 @@ def export_all(jobs: list[Job], workers: int, on_done=None) -> dict:
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    todo = [j for j in jobs if not j.cached]
+    todo = export_batches(jobs)
     errors: dict = {}
 
     def finished(j: Job, sec: float, err: str | None, usage: bool) -> None:
@@ -250,19 +336,21 @@ def export_all(jobs: list[Job], workers: int, on_done=None) -> dict:
             on_done(j)
 
     if workers <= 1:
-        for j in todo:
-            finished(j, *_export_worker(j, os.cpu_count() or 1))
+        for batch in todo:
+            for j, got in zip(batch, _export_batch(batch, os.cpu_count() or 1)):
+                finished(j, *got)
         return errors
     per_worker = max(1, (os.cpu_count() or 1) // workers)
     pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
     try:
-        futs = {pool.submit(_export_worker, j, per_worker): j for j in todo}
+        futs = {pool.submit(_export_batch, batch, per_worker): batch for batch in todo}
         for fut in cf.as_completed(futs):
             try:
                 got = fut.result()
             except Exception as exc:  # the worker process died (out of memory, a converter's abort)
-                got = (0.0, f"conversion process failed: {type(exc).__name__}: {exc}"[:300], False)
-            finished(futs[fut], *got)
+                got = [(0.0, f"conversion process failed: {type(exc).__name__}: {exc}"[:300], False)] * len(futs[fut])
+            for j, one in zip(futs[fut], got):
+                finished(j, *one)
     except BaseException:
         # Ctrl-C / SIGTERM: the executor's own exit would wait for every queued conversion (an
         # hour on a cold cache); drop the queue and stop the workers, whose staged files go away
@@ -289,7 +377,7 @@ def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True
 
     uniq, by_key = unique_jobs(jobs)
     workers = max(1, min(int(s.export_workers or os.cpu_count() or 1), sum(1 for j in uniq if not j.cached) or 1))
-    est_x = {id(j): export_estimate_s(j) / workers for j in uniq}
+    est_x = {k: v / workers for k, v in conversion_estimates(uniq).items()}
     est_t = {id(j): time_estimate_s(j, s, emulated) for j in uniq}
     # progress in estimated seconds of work (conversions and timing), so the ETA is a time
     bar = tqdm(total=round(sum(est_x.values()) + sum(est_t.values())), unit="s of work", disable=not progress,
