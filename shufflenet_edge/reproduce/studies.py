@@ -40,10 +40,10 @@ _EST_MICRO_EXPORT_S = {"onnx": 5.0, "tflite": 8.0}  # ten blocks: a small graph
 _EST_ONNX_GRAPH_S = 10.0  # the fp32 graph export an int8 ONNX file skips when it reuses its fp32 file's
 # ... and the parts that grow with one image's work, in CPU seconds per GMAC: the converter's,
 # each calibration image's and each parity input's (run in PyTorch and in the runtime; 1x1-conv
-# micro-modules run ~7x more MACs per second than the zoo's grouped and depthwise convs).
-_EST_CONVERT_S_PER_GMAC = {"onnx": 0.5, "tflite": 1.0}
+# micro-modules run ~4x more MACs per second than the zoo's grouped and depthwise convs).
+_EST_CONVERT_S_PER_GMAC = {"onnx": 1.4, "tflite": 1.5}
 _EST_CALIB_S_PER_GMAC = {"onnx": 0.3, "tflite": 0.8}
-_EST_PARITY_S_PER_GMAC = {"zoo": 0.5, "micro": 0.07}
+_EST_PARITY_S_PER_GMAC = {"zoo": 0.5, "micro": 0.13}
 
 
 @dataclass
@@ -185,11 +185,11 @@ def export_estimate_s(job: Job, reuses_fp32: bool = False) -> float:
     micro = isinstance(job.subject, Micro)
     gmacs = job.macs / 1e9
     fixed = _EST_MICRO_EXPORT_S.get(job.fmt, 10.0) if micro else _EST_EXPORT_S.get((job.fmt, job.precision), 25.0)
-    if job.precision != "fp32" and (micro or reuses_fp32):
+    if job.precision != "fp32" and micro:
         fixed += _EST_EXPORT_S.get((job.fmt, job.precision), 25.0) - _EST_EXPORT_S.get((job.fmt, "fp32"), 10.0)
     if reuses_fp32:
-        fixed -= _EST_ONNX_GRAPH_S
-    per_gmac = _EST_CONVERT_S_PER_GMAC.get(job.fmt, 1.0) + 2 * parity_n(job) * _EST_PARITY_S_PER_GMAC[
+        fixed -= _EST_MICRO_EXPORT_S["onnx"] if micro else _EST_ONNX_GRAPH_S
+    per_gmac = _EST_CONVERT_S_PER_GMAC.get(job.fmt, 1.0) + parity_n(job) * _EST_PARITY_S_PER_GMAC[
         "micro" if micro else "zoo"]
     if job.precision == "int8":
         from .guidelines import CALIB_SIZE
