@@ -93,12 +93,13 @@ def artifacts(tmp_path_factory):
     from shufflenet_edge.export import export
 
     out = tmp_path_factory.mktemp("qemu-exports")
-    return {fmt: export(model="v2_0.5x", format=fmt, input_size=64, out=out, quiet=True) for fmt in ("onnx", "tflite")}
+    return {fmt: export(model="v2_0.5x", format=fmt, input_size=64, out=out, quiet=True)
+            for fmt in ("onnx", "tflite", "ncnn")}
 
 
 @pytest.mark.slow
 @needs_qemu
-@pytest.mark.parametrize("fmt, engine", [("onnx", "onnxruntime"), ("tflite", "litert")])
+@pytest.mark.parametrize("fmt, engine", [("onnx", "onnxruntime"), ("tflite", "litert"), ("ncnn", "ncnn")])
 def test_emulated_run_and_instruction_count(artifacts, fmt, engine):
     exported = artifacts[fmt]
     target = resolve_target("arm", "qemu")

@@ -94,6 +94,16 @@ def test_xnnpack_rewrites_are_equivalent(name):
     assert torch.allclose(want, got, atol=1e-5, rtol=1e-5)
 
 
+def test_delegation_line():
+    from shufflenet_edge.export.pte_export import delegation_line
+
+    assert delegation_line({"delegated_nodes": 120, "undelegated_ops": {}, "rewrites": {"split": 13, "mean": 1}}) == (
+        "XNNPACK delegation: 120 nodes delegated; outside XNNPACK: none (input/output handling only); "
+        "rewritten for XNNPACK: split x13, mean x1")
+    assert delegation_line({"delegated_nodes": 9, "undelegated_ops": {"_adaptive_avg_pool2d.default": 1}}) == (
+        "XNNPACK delegation: 9 nodes delegated; outside XNNPACK: _adaptive_avg_pool2d.default x1")
+
+
 @pytest.fixture(scope="module")
 def onnx_fp32(tmp_path_factory):
     return export(model="v2_0.5x", format="onnx", input_size=32, num_classes=10,

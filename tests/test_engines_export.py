@@ -6,33 +6,23 @@ import json
 import pytest
 
 from shufflenet_edge.evaluate import evaluate
-from shufflenet_edge.export import export
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def files(trained_ckpts, tmp_path_factory):
-    """Export on first request, share afterwards: (model, format, precision) -> ExportResult."""
-    root = tmp_path_factory.mktemp("engine_exports")
-    cache = {}
-
-    def get(name, fmt, precision="fp32"):
-        key = (name, fmt, precision)
-        if key not in cache:
-            cache[key] = export(checkpoint=trained_ckpts[name], format=fmt, precision=precision, calib="digits",
-                                calib_size=32, out=root, quiet=True)
-        return cache[key]
-
-    return get
+@pytest.fixture
+def files(exported):
+    """The session's shared exports of the digits-trained checkpoints (conftest ``exported``)."""
+    return lambda name, fmt, precision="fp32": exported(name, fmt, precision)
 
 
 def test_ncnn_export_bench_eval(files, edge_cli):
     r = files("v1_g3", "ncnn")
     param, weights = r.path, r.path.with_suffix(".bin")
     assert param.name == "v1_g3_32_fp32.param" and weights.is_file()
-    assert sorted(p.name for p in param.parent.iterdir() if p.name.startswith("v1_g3_32_fp32.")) == [
-        "v1_g3_32_fp32.bin", "v1_g3_32_fp32.param", "v1_g3_32_fp32.param.json"]  # pnnx's side files are gone
+    names = {p.name for p in param.parent.iterdir()}  # the session's export folder, shared with other formats
+    assert {"v1_g3_32_fp32.bin", "v1_g3_32_fp32.param", "v1_g3_32_fp32.param.json"} <= names
+    assert not [n for n in names if "pnnx" in n or n.endswith((".pt", ".py", ".ncnn.param", ".ncnn.bin"))]  # pnnx's side files are gone
     assert r.size_bytes == param.stat().st_size + weights.stat().st_size
     assert r.parity["engine"] == "ncnn" and r.parity["max_abs_diff"] <= 1e-4
     assert "ShuffleChannel" in param.read_text()  # the channel shuffle is one ncnn layer
@@ -66,13 +56,38 @@ def test_pte_fp32_and_int8_fully_delegated(files, edge_cli):
     assert d2["undelegated_ops"] == {} and d2["rewrites"] == {"split": 13, "mean": 1}
     assert v2.parity["cosine"] >= 0.99
 
-    b = edge_cli("bench", "--artifact", v2.path, "--runs", "5", "--json")
+    b = edge_cli("bench", "--artifact", v2.path, "--threads", "1,2", "--runs", "5", "--json")
     assert b.returncode == 0, b.stderr
-    rec = json.loads(b.stdout)[0]
-    assert rec["engine"] == "executorch" and rec["precision"] == "int8" and rec["latency_ms"]["p50"] > 0
+    recs = json.loads(b.stdout)
+    assert [r["threads"] for r in recs] == [1, 2]  # one process, the thread counts timed in turn
+    assert recs[0]["engine"] == "executorch" and recs[0]["precision"] == "int8" and recs[0]["latency_ms"]["p50"] > 0
 
     assert evaluate(artifact=v1.path, data="digits")["top1"] == evaluate(artifact=files("v1_g3", "onnx").path,
                                                                          data="digits")["top1"]
     want = evaluate(artifact=files("v2_1.0x", "onnx").path, data="digits")["top1"]
     got = evaluate(artifact=v2.path, data="digits")
     assert got["engine"] == "executorch" and abs(got["top1"] - want) <= 0.01
+
+
+def test_pte_threads_honoured(files):
+    """XNNPACK's threadpool is one per process and sized before a program loads: --threads N is N
+    threads, and another count while a program holds the pool is a one-line error, not an abort."""
+    import numpy as np
+    from executorch.extension.pybindings import portable_lib
+
+    from shufflenet_edge.runtime import open_engine
+    from shufflenet_edge.runtime.engines import EngineError
+
+    path = files("v1_g3", "pte").path
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    two = open_engine(path, threads=2)
+    assert two.pool_threads == 2 == portable_lib._threadpool_get_thread_count()
+    with pytest.raises(EngineError, match="one threadpool") as info:
+        open_engine(path, threads=1)
+    assert "\n" not in str(info.value)
+    want = two.predict(x)
+    two.close()
+    one = open_engine(path, threads=1)
+    assert one.pool_threads == 1 == portable_lib._threadpool_get_thread_count()
+    assert np.abs(one.predict(x) - want).max() <= 1e-4
+    one.close()

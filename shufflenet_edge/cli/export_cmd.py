@@ -82,6 +82,10 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
                    f"int8 {auto['int8_top1']:.2%} (drop {auto['drop_pts']:.2f} <= {auto['max_drop_pts']:g} points; "
                    f"{auto['int8_top1_plain']:.2%} before any layer was kept float), {len(auto['kept_fp32'])} of "
                    f"{auto['ranked_layers']} ranked layers float")
+    if r.metadata.get("delegation"):  # .pte: which ops ExecuTorch runs outside XNNPACK
+        from ..export.pte_export import delegation_line
+
+        click.echo(delegation_line(r.metadata["delegation"]))
     iq = r.metadata.get("input_quantization")
     if iq:
         zp = iq["zero_point"]

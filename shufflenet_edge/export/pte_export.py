@@ -34,6 +34,15 @@ def delegation_summary(edge_program) -> dict:
     return {"delegated_nodes": delegated, "undelegated_ops": dict(sorted(outside.items()))}
 
 
+def delegation_line(delegation: dict) -> str:
+    """The sidecar's ``delegation`` in one line (``edge export`` prints it for every .pte)."""
+    counted = lambda ops: ", ".join(f"{op} x{n}" for op, n in ops.items())  # noqa: E731
+    outside = counted(delegation.get("undelegated_ops") or {}) or "none (input/output handling only)"
+    rewrites = delegation.get("rewrites") or {}
+    return (f"XNNPACK delegation: {delegation.get('delegated_nodes', 0)} nodes delegated; outside XNNPACK: {outside}"
+            + (f"; rewritten for XNNPACK: {counted(rewrites)}" if rewrites else ""))
+
+
 def _quantized(graph, job):
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,

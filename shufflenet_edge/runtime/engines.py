@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import weakref
 
 import numpy as np
 
@@ -442,15 +443,26 @@ class NcnnEngine(Engine):
         self.net.clear()
 
 
+# ExecuTorch engines holding a loaded program in this process (they pin the threadpool's size)
+_EXECUTORCH_LOADED = weakref.WeakSet()
+
+
 @register
 class ExecuTorchEngine(Engine):
     """ExecuTorch's runtime (``executorch.runtime``) on a ``.pte`` program. Its pybindings link
-    libtorch, so it takes and gives torch tensors. XNNPACK's threadpool is one per process and
-    keeps its default size (``pool_threads``): resetting it aborts executorch 1.5.1 here."""
+    libtorch, so it takes and gives torch tensors.
+
+    Threads: XNNPACK runs on ExecuTorch's threadpool, one per process, and each XNNPACK runtime
+    keeps the pool it was created with when its method loads. So the pool is resized to
+    ``threads`` *before* the program loads (resizing it under a loaded program leaves that
+    program on a freed pool: executorch 1.5.1 aborts in glibc's tpp.c), and while a program is
+    loaded in this process no other thread count can be had (one-line EngineError).
+    ``runner.run`` times several thread counts of such an engine one after another."""
 
     name = "executorch"
     formats = {"pte": ".pte"}
     module = "executorch"
+    one_pool_per_process = True
 
     def __init__(self, path, threads=1, metadata=None):
         super().__init__(path, threads, metadata)
@@ -468,17 +480,34 @@ class ExecuTorchEngine(Engine):
         except PackageNotFoundError:
             self.runtime_version = getattr(executorch, "__version__", "")
         self._torch = torch
-        self.pool_threads = portable_lib._threadpool_get_thread_count()  # what XNNPACK really uses
+        self.pool_threads = self._size_pool(portable_lib)  # what XNNPACK really uses
         try:
             program = Runtime.get().load_program(self.path)
             self.method = program.load_method("forward")
         except Exception as exc:
             raise EngineError(f"executorch cannot load {self.path}: {_first_line(exc)}") from None
         self.program = program
+        _EXECUTORCH_LOADED.add(self)
         size = self.metadata.get("input_size")
         h, w = (int(size[0]), int(size[1])) if size else (-1, -1)
         self._shape = [1, h, w, 3] if self.layout == "nhwc" else [1, 3, h, w]
         self.batch_fixed = 1
+
+    def _size_pool(self, lib) -> int:
+        """Resize the process's threadpool to ``threads`` while no program holds it."""
+        current = lib._threadpool_get_thread_count()
+        if current == self.threads:
+            return current
+        if len(_EXECUTORCH_LOADED):
+            import gc
+
+            gc.collect()  # engines dropped but kept by a reference cycle
+        if len(_EXECUTORCH_LOADED):
+            raise EngineError(f"executorch runs every .pte of a process on one threadpool, sized {current} by a "
+                              f"loaded program: {self.threads} thread(s) need that program closed first "
+                              "(or another process)")
+        lib._unsafe_reset_threadpool(self.threads)
+        return lib._threadpool_get_thread_count()
 
     def input_shape(self):
         return self._shape
@@ -487,8 +516,6 @@ class ExecuTorchEngine(Engine):
         return self._torch.from_numpy(self._to_layout(x))
 
     def invoke(self, native):
-        # _unsafe_reset_threadpool(n) here aborts the process (glibc tpp.c assertion, executorch
-        # 1.5.1 on this machine): XNNPACK keeps its default pool, one thread per core
         try:
             return self.method.execute([native])[0]
         except Exception as exc:
@@ -496,6 +523,11 @@ class ExecuTorchEngine(Engine):
 
     def finish(self, raw):
         return raw.detach().numpy().astype(np.float32, copy=False)
+
+    def close(self):
+        """Free the program (and its XNNPACK runtimes): the threadpool may be resized again."""
+        self.method = self.program = None
+        _EXECUTORCH_LOADED.discard(self)
 
 
 def _openvino():

@@ -91,18 +91,29 @@ def run(artifact: str, engine: str | None = None, threads=(1,), runs: int | None
             raise engines.EngineError(f"--inference-precision is an OpenVINO setting (add --engine openvino); "
                                       f"{name} runs the file's own precision")
         options["inference_precision"] = inference_precision
-    opened = [engines.open_engine(artifact, engine=name, threads=t, metadata=metadata, **options) for t in threads]
-    size = artifact_size(artifact, opened[0])
-    x = bench_input(opened[0], batch)
-    cases = [(e.invoke, e.prepare(x)) for e in opened]
-    timed = timing.time_cases(cases, runs, warmup, rounds, on_round=on_round, max_seconds=max_seconds,
-                              threads=threads)
+    # an engine with one threadpool per process (ExecuTorch) is sized when it loads: its thread
+    # counts take turns one after another instead of round by round
+    cls = engines.ENGINES.get(name)
+    groups = ([[t] for t in threads] if getattr(cls, "one_pool_per_process", False) and len(set(threads)) > 1
+              else [list(threads)])
+    timed = []  # (engine, thread count, timing result)
+    for group in groups:
+        opened = [engines.open_engine(artifact, engine=name, threads=t, metadata=metadata, **options) for t in group]
+        try:
+            size = artifact_size(artifact, opened[0])
+            meta = metadata or opened[0].metadata or {}
+            x = bench_input(opened[0], batch)
+            cases = [(e.invoke, e.prepare(x)) for e in opened]
+            timed += zip(opened, group, timing.time_cases(cases, runs, warmup, rounds, on_round=on_round,
+                                                          max_seconds=max_seconds, threads=group))
+        finally:
+            for e in opened:
+                e.close()
     rss = timing.peak_rss_mb()
-    precision = (metadata or opened[0].metadata or {}).get("precision")
-    cpu_peak = timing.peak_for(precision) if peak else None
+    cpu_peak = timing.peak_for(meta.get("precision")) if peak else None
     device = timing.machine_info()
     records = []
-    for e, t, res in zip(opened, threads, timed):
+    for e, t, res in timed:
         rec = device_record(e.name, e.runtime_version, t, batch, warmup, res, peak_rss_mb=round(rss, 1), size_bytes=size,
                             device=device, cpu_peak=cpu_peak)
         if hasattr(e, "inference_precision"):
@@ -113,10 +124,8 @@ def run(artifact: str, engine: str | None = None, threads=(1,), runs: int | None
                                            "benchmark_model --enable_op_profiling gives one)"}
             else:
                 rec["profile"] = _profile_ort(artifact, t, x, max(1, min(runs or 20, 20)), min(warmup, 3),
-                                              e.metadata, workdir or tempfile.gettempdir())
+                                              meta, workdir or tempfile.gettempdir())
         records.append(rec)
-    for e in opened:
-        e.close()
     return records
 
 
