@@ -386,8 +386,9 @@ def test_a_failing_job_after_the_first_is_recorded_not_fatal(tmp_path, monkeypat
     cfg = Micro("G4", "neither", 1, (16,), relu=False, shortcut=False)
     good = st.Job("v2-guidelines", cfg, "onnx", "fp32", (HW, HW), body_complexity(cfg).macs)
     bad = st.Job("v1-table8", "v2_0.5x", "onnx", "fp32", (4, 4), 1)
-    st.run_jobs([good, bad], s, emulated=False, progress=False)
+    est = st.run_jobs([good, bad], s, emulated=False, progress=False)
     assert good.result["records"] and "bad input size" in bad.result["error"]
+    assert est["conversion"] > 0 and est["timing"] > 0 and abs(est["total"] - est["conversion"] - est["timing"]) <= 1
     with pytest.raises(UsageError, match="bad input size"):  # first job: nothing would run, so it is raised
         st.run_jobs([st.Job("v1-table8", "v2_0.5x", "onnx", "fp32", (4, 4), 1)], s, emulated=False, progress=False)
 

@@ -79,7 +79,7 @@ def reproduce(study: str, settings: Settings | None = None, out=None, command: s
     loads = [os.getloadavg()[0]]
     plans = {n: studies.plan(n, s) for n in names}
     all_jobs = [j for n in names for j in plans[n]]
-    studies.run_jobs(all_jobs, s, emulated, progress=progress)
+    estimate = studies.run_jobs(all_jobs, s, emulated, progress=progress)
     for j in all_jobs:
         loads += j.result.get("load_1min", [])
 
@@ -87,6 +87,7 @@ def reproduce(study: str, settings: Settings | None = None, out=None, command: s
         "command": command or f"edge reproduce {study}",
         "started": started, "finished": dt.datetime.now().isoformat(timespec="seconds"),
         "duration_s": round(time.perf_counter() - t0, 1),
+        "estimated_s": estimate,  # the progress bar's (cached files cost nothing), to check it against duration_s
         "settings": {"device": s.device, "target": s.target, "formats": list(s.formats),
                      "precisions": list(s.precisions), "resolutions": [list(r) for r in s.resolutions],
                      "threads": list(s.threads), "runs": s.runs, "max_seconds": None if s.runs else s.max_seconds,

@@ -12,6 +12,14 @@ _GROUP_COLORS = {"pointwise conv": "#1f77b4", "depthwise conv": "#aec7e8", "othe
                  "quantize/dequantize": "#ffbb78", "other": "#7f7f7f"}
 
 
+def _estimated(results: dict) -> str:
+    """The progress bar's estimate beside the real duration (conversion + timing), where recorded."""
+    est = results.get("estimated_s")
+    if not est:
+        return ""
+    return f"; estimated {est['conversion'] / 60:.1f} min converting + {est['timing'] / 60:.1f} min timing"
+
+
 def _sz(size) -> str:
     return f"{size[0]}x{size[1]}"
 
@@ -254,7 +262,7 @@ def markdown(results: dict, plots: dict) -> str:
           f"{m.get('system', '')}, Python {m.get('python', '')}",
           f"- versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()),
           f"- engines: " + ", ".join(f"{k}: {v}" for k, v in m.get("engines", {}).items()),
-          f"- date: {results['started']} .. {results['finished']} ({results['duration_s'] / 60:.1f} min)",
+          f"- date: {results['started']} .. {results['finished']} ({results['duration_s'] / 60:.1f} min{_estimated(results)})",
           f"- load average (1 min) while running: {results['load']['min']:.1f} .. {results['load']['max']:.1f} "
           f"(start {results['load']['start']:.1f}); on {results['load'].get('host_cores') or m['cores']} host cores anything above ~1 means other work "
           "competed with the benchmark: compare ratios and fits, not absolute times",

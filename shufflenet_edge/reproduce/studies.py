@@ -361,8 +361,9 @@ def export_all(jobs: list[Job], workers: int, on_done=None) -> dict:
     return errors
 
 
-def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True) -> None:
+def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True) -> dict:
     """Export and bench every job; results (records, export seconds, load) land in job.result.
+    Returns the progress bar's estimate in seconds ({conversion, timing, total}), for the record.
 
     Each configuration is measured once (``unique_jobs``); conversions run first in a pool of
     ``s.export_workers`` processes, then the files are timed one by one with nothing else of ours
@@ -423,6 +424,8 @@ def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True
     finally:
         bar.close()
     share_results(jobs, by_key)
+    conversion, timing = sum(est_x.values()), sum(est_t.values())
+    return {"conversion": round(conversion), "timing": round(timing), "total": round(conversion + timing)}
 
 
 def share_results(jobs: list[Job], by_key: dict) -> None:
