@@ -164,10 +164,9 @@ def test_openvino_int8_gated_by_parity(tmp_path, monkeypatch):
                   out=tmp_path, quiet=True).path
     ok = bench(artifact=path, engine="openvino", runs=3, quiet=True)[0]
     assert ok["engine"] == "openvino" and ok["inference_precision"] == "f32"
-    if ok.get("output") == "wrong":  # OpenVINO disagrees with onnxruntime on this u8-weight file: never timed
-        assert ok["latency_ms"]["p50"] is None and ok["parity"]["cosine"] < parity.PASS_COSINE["int8"]
-    else:
-        assert ok["latency_ms"]["p50"] > 0
+    # OpenVINO agrees with onnxruntime on this u8-weight file's check inputs (its calibration images;
+    # measured cosine 1.0000 on three fresh exports), so it is timed
+    assert ok.get("output") != "wrong" and ok["latency_ms"]["p50"] > 0, ok.get("error")
     monkeypatch.setitem(parity.PASS_COSINE, "int8", 1.01)  # no output can pass: the gate must stop the timing
     wrong = bench(artifact=path, engine="openvino", runs=3, quiet=True)[0]
     assert wrong["output"] == "wrong" and wrong["latency_ms"]["p50"] is None
