@@ -314,7 +314,8 @@ def test_quick_path_end_to_end(edge_cli, tmp_path):
     """`edge reproduce all --quick`: the CI path (under 5 minutes on 2 cores with a cold cache)."""
     out = tmp_path / "rq"
     t0 = time.perf_counter()
-    r = edge_cli("reproduce", "all", "--quick", "--out", out, timeout=900, env={"COLUMNS": "80"})
+    # a relative --out: the last line echoes the path, and pytest's (longer under xdist) is no table
+    r = edge_cli("reproduce", "all", "--quick", "--out", "rq", cwd=tmp_path, timeout=900, env={"COLUMNS": "80"})
     took = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr[-2000:]
     assert max(len(ln) for ln in r.stdout.splitlines()) <= 80 and "…" not in r.stdout  # fits an 80-column terminal
