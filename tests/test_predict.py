@@ -310,3 +310,18 @@ def test_validate_measures_and_reports_each_predictor(cli, tmp_path):
     (row,) = res["rows"]
     assert row["model"] == "v2_0.5x" and row["measured"] > 0 and row["stability"] in ("stable", "noisy")
     assert res["summary"]["predicted"]["n"] == 1 and (tmp_path / "val" / res["plot"]).is_file()
+
+
+def test_noisy_share_counts_points_whose_median_is_disturbed():
+    """cv and round spread alone (a 20 us kernel on an idle machine) do not make a point disturbed;
+    a wide CI of the median or other work on the cores does."""
+    from shufflenet_edge.predict.profiling import noisy_share
+
+    jitter = {"verdict": "noisy", "ci_halfwidth": 0.005, "cv": 0.32, "others_cpu_share": 0.0}
+    busy = {"verdict": "noisy", "ci_halfwidth": 0.005, "cv": 0.05, "others_cpu_share": 0.4}
+    wide = {"verdict": "noisy", "ci_halfwidth": 0.08, "cv": 0.30, "others_cpu_share": 0.0}
+    unknown = {"verdict": "noisy", "ci_halfwidth": 0.005, "cv": 0.30, "others_cpu_share": None}
+    stable = {"verdict": "stable", "ci_halfwidth": 0.005, "cv": 0.02, "others_cpu_share": 0.0}
+    prof = {"kernels": {"conv1x1": {"points": [{"stability": s} for s in (jitter, busy, wide, unknown, stable)]}}}
+    got = noisy_share(prof)
+    assert got["points"] == 5 and got["noisy"] == 3 and got["flagged_noisy"] == 4 and got["share"] == 0.6
