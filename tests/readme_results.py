@@ -7,7 +7,7 @@ A quoted figure is followed by a marker naming its file and key:
              / [model=v2_1.0x&format=tflite&precision=int8].instructions_per_inference -->
 
 The path walks the JSON: ``.key`` enters a dict, ``[k=v&k2=v2]`` picks the one list element whose
-fields match (a list value matches ``224x224``); ``A / B`` divides two values; ``/1e6`` scales. The
+fields match (a list value matches ``224x224``); ``A / B`` divides two values; ``/1e6`` scales; ``*100`` quotes a share as a percentage. The
 number written just before the marker must equal the value rounded to as many decimals as it shows.
 """
 from __future__ import annotations
@@ -74,6 +74,9 @@ def value(root: Path, file: str, expr: str) -> float:
     m = re.search(r"\s*/\s*(1e\d+)\s*$", expr)
     if m:
         scale, expr = float(m.group(1)), expr[:m.start()]
+    m = re.search(r"\s*\*\s*(100)\s*$", expr)  # a share quoted as a percentage
+    if m:
+        scale, expr = 1.0 / float(m.group(1)), expr[:m.start()]
     parts = [p for p in _split_outside_brackets(expr) if p.strip()]
     v = float(resolve(data, parts[0]))
     for p in parts[1:]:
