@@ -6,7 +6,7 @@ A quoted figure is followed by a marker naming its file and key:
     2.8x<!-- from bench/results/qemu_arm64.json [model=v2_1.0x&format=tflite&precision=fp32].instructions_per_inference
              / [model=v2_1.0x&format=tflite&precision=int8].instructions_per_inference -->
 
-The path walks the JSON: ``.key`` enters a dict, ``[k=v&k2=v2]`` picks the one list element whose
+The path walks the JSON: ``.key`` enters a dict (``.0`` a list's first item), ``[k=v&k2=v2]`` picks the one list element whose
 fields match (a list value matches ``224x224``); ``A / B`` divides two values; ``/1e6`` scales; ``*100`` quotes a share as a percentage. The
 number written just before the marker must equal the value rounded to as many decimals as it shows.
 """
@@ -42,7 +42,8 @@ def resolve(data, path: str):
             raise KeyError(f"bad path {path!r} at {path[pos:]!r}")
         pos = m.end()
         if m.group(1) is not None:
-            data = data[m.group(1)]
+            key = m.group(1)
+            data = data[int(key)] if isinstance(data, list) and key.isdigit() else data[key]  # .0: an interval's low end
         else:
             hits = [x for x in data if _match(x, m.group(2))]
             if len(hits) != 1:
