@@ -227,8 +227,8 @@ def test_cli_table_and_json(cli, tmp_path):
     d = json.loads(r.stdout)
     assert d["model"] == "v1_g8_1.5x" and d["predicted"] > 0 and set(d["proxies"]) == {"flops", "macs_memory"}
     assert d["kernels"][0]["layers"] == ["conv1.0"]
-    r = cli("predict", "fit", "--device", "arm", "--budget-min", "1")
-    assert r.returncode == 2 and "only --device host" in r.stderr
+    r = cli("predict", "fit", "--device", "arm", "--target", "ssh://pi@board", "--budget-min", "1")
+    assert r.returncode == 2 and "only --target qemu" in r.stderr
 
 
 def test_onnx_file_reads_like_the_registered_model(tmp_path):

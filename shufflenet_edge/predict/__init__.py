@@ -12,6 +12,8 @@ around the zoo's layer shapes (``sampling.py``), where the fitted per-kernel reg
 (``fusion.py``). A prediction decomposes the model into kernels (``kernels.py``; an ONNX file:
 ``onnx_graph.py``), merges fused ones, costs each, and sets the FLOPs-only and MACs + memory
 laws (``proxies.py``) beside the sum. ``validate`` measures how far off all three are.
+``--device arm`` does all of it under qemu with aarch64 instructions per inference as the cost
+(``qemu_measure.py``; validation counts the zoo's exported files through the qemu target).
 """
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ Micro-models are exported with torch's TorchScript-based ONNX exporter, which wr
 file in tens of milliseconds (the dynamo exporter + onnxsim of ``edge export`` takes seconds per
 file, which would leave a 15-minute budget a few hundred points short). For one op both give the
 same graph: BatchNorm folded into the conv in eval mode, the same opset.
+
+``--device arm`` counts the same files' instructions under qemu instead (``qemu_measure.py``).
 """
 from __future__ import annotations
 
@@ -13,9 +15,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
-
-from ..runtime.engines import OnnxRuntimeEngine
+from ..runtime.micro_session import MicroSession
 from ..runtime.timing import time_cases
 from . import micro
 
@@ -23,35 +23,6 @@ from . import micro
 # every point, added once per predicted model).
 OVERHEAD_SPEC = {"kind": "relu", "cin": 1, "cout": 1, "h": 1, "w": 1}
 STABILITY_KEYS = ("verdict", "reasons", "ci_halfwidth", "cv", "others_cpu_share")
-
-
-class MicroSession(OnnxRuntimeEngine):
-    """ONNX Runtime exactly as ``edge bench`` opens a file, for graphs that take feature maps (any
-    channel count, several inputs) rather than one image batch.
-
-    ``bound()`` runs through IO binding into preallocated outputs: a plain ``session.run`` copies
-    every output into a new numpy array, which in a whole model costs a copy of the logits only,
-    but in a one-op model would add a copy of the op's whole output to the op's cost."""
-
-    def _check_io(self, name, dtype, allowed, out_shape) -> None:
-        return None  # feature maps, not images: the image checks do not apply
-
-    def feeds(self, seed: int = 0) -> dict:
-        rng = np.random.default_rng(seed)
-        return {i.name: rng.standard_normal([int(d) for d in i.shape]).astype(np.float32)
-                for i in self.session.get_inputs()}
-
-    def bound(self, feeds: dict):
-        """(invoke, binding) that runs the session on ``feeds`` without allocating or copying outputs."""
-        import onnxruntime as ort
-
-        binding = self.session.io_binding()
-        for name, arr in feeds.items():
-            binding.bind_cpu_input(name, arr)
-        for o in self.session.get_outputs():
-            buf = ort.OrtValue.ortvalue_from_shape_and_type([int(d) for d in o.shape], np.float32, "cpu", 0)
-            binding.bind_ortvalue_output(o.name, buf)
-        return self.session.run_with_iobinding, binding
 
 
 def export_onnx(module, shapes: list[list[int]], path: Path) -> Path:
@@ -99,7 +70,7 @@ class HostOnnxRuntime:
         try:
             eng = MicroSession(path, threads=self.threads, metadata={})
             feeds = eng.feeds(self.n)
-            case = eng.bound(feeds) if bound else (eng.invoke, feeds)
+            case = eng.bound(feeds) if bound else eng.plain(feeds)
             res = time_cases([case], runs=None, warmup=2, max_seconds=max_seconds or self.max_seconds,
                              threads=[self.threads])[0]
             eng.close()
@@ -108,6 +79,15 @@ class HostOnnxRuntime:
         raw = float(res["latency_ms"]["p50"])
         return {"cost": raw - (self.bound_overhead_ms if bound else self.overhead_ms), "raw": raw, "runs": res["runs"],
                 "stability": {k: res["stability"].get(k) for k in STABILITY_KEYS}}
+
+    @property
+    def fixed_cost(self) -> float:
+        """The engine's fixed cost per inference of a whole model (added once per prediction)."""
+        return self.overhead_ms
+
+    def overhead_entry(self) -> dict:
+        """The profile's ``overhead``: the fixed cost, how stable it was, and the micro-models' own."""
+        return {"cost": self.overhead_ms, "stability": self.overhead["stability"], "micro_cost": self.bound_overhead_ms}
 
     def __call__(self, specs: list[dict]) -> dict:
         return self.time(micro.build(specs))
@@ -125,14 +105,20 @@ class HostOnnxRuntime:
         self._tmp.cleanup()
 
 
-def check_supported(device: str, fmt: str, precision: str, target: str | None = None) -> None:
+def check_supported(device: str, fmt: str, precision: str, target: str | None = None, threads: int = 1) -> None:
     """A UsageError naming what a fit cannot do yet (before anything is measured or written)."""
     from ..errors import UsageError
 
-    if device != "host":
-        raise UsageError(f"edge predict fit --device {device}: only --device host is supported so far "
-                         "(the qemu instruction-count fit needs image-shaped micro-models; not built yet)")
-    if target:
+    if device == "arm":
+        if target not in (None, "qemu"):
+            raise UsageError(f"edge predict fit --device arm --target {target}: only --target qemu (instructions per "
+                             "inference) is supported so far; a board's timing fit is not built yet")
+        if int(threads) != 1:
+            raise UsageError(f"--target qemu counts 1 thread only (got --threads {threads}): emulated threads are "
+                             "host threads")
+    elif device != "host":
+        raise UsageError(f"edge predict fit --device {device}: choose host or arm")
+    elif target:
         raise UsageError("--target applies to --device arm; the host needs none")
     if fmt != "onnx" or precision != "fp32":
         raise UsageError(f"edge predict fit supports --format onnx --precision fp32 so far (asked: {fmt} {precision})")
@@ -140,6 +126,11 @@ def check_supported(device: str, fmt: str, precision: str, target: str | None = 
 
 def measurer(device: str, fmt: str, precision: str, threads: int, target: str | None = None,
              max_seconds: float = 0.3):
-    """The measuring back-end for a fit (host: ONNX Runtime in this process)."""
-    check_supported(device, fmt, precision, target)
+    """The measuring back-end for a fit: ONNX Runtime timed in this process (host), or its
+    instructions per inference counted under qemu (arm; ``qemu_measure.py``)."""
+    check_supported(device, fmt, precision, target, threads)
+    if device == "arm":
+        from .qemu_measure import QemuOnnxRuntime
+
+        return QemuOnnxRuntime()
     return HostOnnxRuntime(threads=threads, max_seconds=max_seconds)

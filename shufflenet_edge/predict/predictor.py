@@ -48,7 +48,8 @@ class Predictor:
 
     def __init__(self, prof: dict):
         self.profile = prof
-        self.models, self.fallback = fit_models({k: v["points"] for k, v in prof["kernels"].items()})
+        self.models, self.fallback = fit_models({k: v["points"] for k, v in prof["kernels"].items()},
+                                                prof.get("cost_unit", "ms"))
         self.rules = fusion.fused_rules(prof["fusion"])
         self.overhead = float(prof["overhead"]["cost"])
         cal = prof.get("calibration") or {}
@@ -159,7 +160,8 @@ def predict(model, input_size=None, profile=None) -> dict:
         agg["share"] = agg["cost"] / total if total > 0 else 0.0
     return {
         "model": name, "input_size": list(size), "profile": prof.get("_path"),
-        "device": prof.get("device"), "engine": prof["engine"], "precision": prof["precision"],
+        "device": prof.get("device"), "target": prof.get("target"), "engine": prof["engine"],
+        "precision": prof["precision"],
         "threads": prof["threads"], "unit": prof["cost_unit"],
         "predicted": total, "fixed_cost": float(prof["overhead"]["cost"]),
         "uncalibrated": float(prof["overhead"]["cost"]) + sum(got["kernel_sums"].values()),

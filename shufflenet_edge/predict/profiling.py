@@ -4,7 +4,8 @@ Phases, each with its share of the budget (the whole run, set-up included, ends 
 fusion rules (``FUSION_SHARE``), kernel points (the rest, less ``COMPOSITE_SHARE``), then
 composite networks (random stacks of the zoo's units, no zoo model) for the two proxy laws and the
 predictor's calibration (``predictor.calibrate``). A phase that runs out of time stops between two
-measurements.
+measurements. ``--device arm`` runs the same phases under qemu with instructions per inference as
+the cost (``qemu_measure.py``), drawing from ``sampling.PLANS["arm"]``.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from . import fit, fusion, micro, profile as profiles, proxies, sampling
-from .kernels import KERNEL_KINDS, model_ops, spec_counts, totals, trace_ops
+from .kernels import KERNEL_KINDS, spec_counts, totals, trace_ops
 
 FUSION_SHARE = 0.10
 COMPOSITE_SHARE = 0.20  # composites feed both proxies and the calibration: a few dozen in 15 minutes
@@ -46,7 +47,10 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
     if int(threads) < 1:
         raise UsageError(f"bad --threads {threads}: must be >= 1")
     kinds = parse_kinds(kinds)
-    check_supported(device, fmt, precision, target)
+    check_supported(device, fmt, precision, target, threads)
+    if device == "arm":
+        target = "qemu"
+    plan = sampling.PLANS[device]
     out = Path(out) if out else profiles.user_dir()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -61,16 +65,17 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
     meas = measurer(device, fmt, precision, int(threads), target, max_seconds)
     failures: list[dict] = []
     run = _tolerant(meas, failures)
+    unit = meas.cost_unit
     try:
-        seed_lists = [model_ops(m, sampling.SEED_SIZE) for m in sampling.SEED_MODELS]
+        seed_lists = sampling.seed_lists(plan)
         seeds = sampling.seeds_by_kind([op for ops in seed_lists for op in ops])
         kinds = [k for k in (kinds or KERNEL_KINDS) if k in seeds]
         rng = sampling.rng_for(seed)
-        say(f"fixed cost {meas.overhead_ms * 1e3:.1f} us per inference; timing fusion pairs")
+        say(f"fixed cost {show(meas.fixed_cost, unit)} per inference; measuring fusion pairs")
         pairs = [p for p in fusion.candidate_pairs(seed_lists) if p[0]["kind"] in kinds and p[1]["kind"] in kinds]
         rules = fusion.detect(pairs, run, deadline=t0 + FUSION_SHARE * budget, clock=clock)
         fused = [f"{r['first']}>{r['second']}" for r in rules if r["fused"]]
-        say(f"{len(rules)} pair rule(s) timed, fused: {', '.join(fused) or 'none'}; sampling {len(kinds)} kernel kinds")
+        say(f"{len(rules)} pair rule(s) measured, fused: {', '.join(fused) or 'none'}; sampling {len(kinds)} kernel kinds")
         last = [clock()]
 
         def tick(kind, phase, n):
@@ -78,57 +83,71 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
                 last[0] = clock()
                 say(f"{int(deadline - clock())} s left; {kind}: {n} points")
 
-        points = fit.sample(run, seeds, kinds, t0 + (1 - COMPOSITE_SHARE) * budget, rng, progress=tick, clock=clock)
+        points = fit.sample(run, seeds, kinds, t0 + (1 - COMPOSITE_SHARE) * budget, rng, progress=tick, clock=clock,
+                            box=plan.box, unit=unit)
         prof = {
             "schema": profiles.SCHEMA, "version": profiles.VERSION,
             "created": dt.datetime.now().isoformat(timespec="seconds"), "command": command,
             "device": device, "target": target, **meas.describe(), "format": fmt, "precision": precision,
-            "threads": int(threads), "cost_unit": meas.cost_unit, "budget_min": float(budget_min),
-            "seed_models": list(sampling.SEED_MODELS), "seed_size": list(sampling.SEED_SIZE),
-            "overhead": {"cost": meas.overhead_ms, "stability": meas.overhead["stability"],
-                         "micro_cost": meas.bound_overhead_ms},
+            "threads": int(threads), "cost_unit": unit, "budget_min": float(budget_min),
+            "seed_models": list(plan.models), "seed_size": list(plan.sizes[0]),
+            "seed_sizes": [list(sz) for sz in plan.sizes], "sampling_box": list(plan.box),
+            "overhead": meas.overhead_entry(),
             "kernels": {k: {"points": pts} for k, pts in points.items() if pts},
             "fusion": rules, "versions": versions(), "failures": failures,
         }
-        models, _ = fit.fit_models({k: v["points"] for k, v in prof["kernels"].items()})
+        models, _ = fit.fit_models({k: v["points"] for k, v in prof["kernels"].items()}, unit)
         for kind, entry in prof["kernels"].items():
             entry["law"] = models[kind].law()
-        for kind, err in fit.held_out_errors(points).items():
+        for kind, err in fit.held_out_errors(points, unit).items():
             prof["kernels"][kind]["held_out"] = err
-        say(f"{sum(len(p) for p in points.values())} kernel points; timing composite networks")
+        say(f"{sum(len(p) for p in points.values())} kernel points; measuring composite networks")
         predictor = Predictor(prof)
         comps = []
         longest = 0.0  # the slowest composite so far: one more must still fit in the budget
         finish = deadline - min(5.0, 0.03 * budget)  # refitting and writing the profile come after
+        # under emulation one composite can take minutes: the measurer says how long, before it runs
+        seconds_for = getattr(meas, "seconds_for", None)
         while clock() + longest < finish:
-            started = clock()
             module, shape, desc = micro.composite(rng)
+            ops = trace_ops(module, shape[1:], in_channels=shape[0])
+            got = predictor.run(ops)
+            need = seconds_for(got["total"]) if seconds_for else None
+            if need is not None and clock() + need > finish:
+                continue  # too long for what is left: a smaller one may fit
+            started = clock()
             m = run.model(module, shape)
             if m is None:
                 continue
-            ops = trace_ops(module, shape[1:], in_channels=shape[0])
-            got = predictor.run(ops)
             comps.append({"description": desc, **totals(ops), "cost": m["raw"], "stability": m["stability"],
-                          "fixed_cost": meas.overhead_ms, "kernel_sums": got["kernel_sums"],
+                          "fixed_cost": meas.fixed_cost, "kernel_sums": got["kernel_sums"],
                           "predicted_uncalibrated": got["total"]})
-            longest = max(longest, clock() - started)
+            if seconds_for is None:
+                longest = max(longest, clock() - started)
         prof["composites"] = comps
         prof["calibration"] = calibrate(comps)
         if len(comps) >= 3:
-            prof["proxies"] = proxies.fit(comps, "composites")
+            prof["proxies"] = proxies.fit(comps, "composites", unit)
         else:
             prof["proxies"] = proxies.fit([_whole_run(p) for pts in points.values() for p in pts],
-                                          "kernel points (no composite network fitted in the budget)")
+                                          "kernel points (no composite network fitted in the budget)", unit)
         prof["elapsed_s"] = round(clock() - t0, 1)
         prof["noisy"] = noisy_share(prof)
         path = profiles.save(prof, out)
     finally:
         meas.close()
     say(f"{path} ({prof['elapsed_s']:.0f} s)")
-    if prof["noisy"]["share"] > profiles.NOISY_WARN:
+    if prof["noisy"]["share"] > profiles.NOISY_WARN and unit == "ms":
         say(f"warning: {prof['noisy']['noisy']} of {prof['noisy']['points']} timings were noisy (other work on this "
             "machine): fit again with nothing else running before trusting its predictions")
+    elif unit != "ms" and prof["noisy"]["noisy"]:  # counts do not depend on the machine's load: a disagreement is the engine's
+        say(f"note: in {prof['noisy']['noisy']} of {prof['noisy']['points']} points no two counted inferences agreed")
     return path
+
+
+def show(cost: float, unit: str) -> str:
+    """A cost for a progress line: microseconds, or instructions."""
+    return f"{cost * 1e3:.1f} us" if unit == "ms" else f"{cost:,.0f} instructions"
 
 
 def disturbed(stability: dict) -> bool:

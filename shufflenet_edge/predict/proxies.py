@@ -27,7 +27,8 @@ def fit_flops_law(macs, costs) -> dict | None:
     return {"a": float(math.exp(loga)), "k": float(k), "n": int(keep.sum())}
 
 
-def fit_macs_memory_law(macs, mem_bytes, costs) -> dict | None:
+def fit_macs_memory_law(macs, mem_bytes, costs, unit: str = "ms") -> dict | None:
+    """Keys name the unit (``ms_per_gmac`` ...; ``instructions_per_gmac`` ... for a qemu profile)."""
     from scipy.optimize import nnls
 
     if len(costs) < 3:
@@ -35,7 +36,9 @@ def fit_macs_memory_law(macs, mem_bytes, costs) -> dict | None:
     X = np.stack([np.asarray(macs, dtype=np.float64) / 1e9, np.asarray(mem_bytes, dtype=np.float64) / 1e6,
                   np.ones(len(costs))], axis=1)
     coef = nnls(X, np.asarray(costs, dtype=np.float64))[0]
-    return {"ms_per_gmac": float(coef[0]), "ms_per_mb": float(coef[1]), "ms_fixed": float(coef[2]), "n": len(costs)}
+    law = {f"{unit}_per_gmac": float(coef[0]), f"{unit}_per_mb": float(coef[1]), f"{unit}_fixed": float(coef[2]),
+           "n": len(costs)}
+    return law if unit == "ms" else {**law, "unit": unit}
 
 
 def flops_law(law: dict | None, macs: float) -> float | None:
@@ -47,16 +50,17 @@ def flops_law(law: dict | None, macs: float) -> float | None:
 def macs_memory_law(law: dict | None, macs: float, mem_bytes: float) -> float | None:
     if not law:
         return None
-    return float(law["ms_per_gmac"] * macs / 1e9 + law["ms_per_mb"] * mem_bytes / 1e6 + law["ms_fixed"])
+    u = law.get("unit", "ms")
+    return float(law[f"{u}_per_gmac"] * macs / 1e9 + law[f"{u}_per_mb"] * mem_bytes / 1e6 + law[f"{u}_fixed"])
 
 
-def fit(points: list[dict], fitted_on: str) -> dict:
+def fit(points: list[dict], fitted_on: str, unit: str = "ms") -> dict:
     """Both laws from points with ``macs``, ``memory_access_bytes`` and ``cost`` (whole-run cost)."""
     macs = [p["macs"] for p in points]
     mem = [p["memory_access_bytes"] for p in points]
     cost = [p["cost"] for p in points]
     return {"fitted_on": fitted_on, "flops": fit_flops_law(macs, cost),
-            "macs_memory": fit_macs_memory_law(macs, mem, cost)}
+            "macs_memory": fit_macs_memory_law(macs, mem, cost, unit)}
 
 
 def evaluate(proxies: dict | None, macs: float, mem_bytes: float) -> dict:

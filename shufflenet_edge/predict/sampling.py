@@ -5,10 +5,16 @@ to 2x either way and its map side from half to three times (so 480x640 and 720x1
 covered by a fit that reads only 224x224 shapes); groups, kernel size and stride stay the seed's.
 No model is ever timed: the seeds give shapes only. ``neighbours`` draws the same way in a 0.8x to
 1.25x box around a point, which is how the fit spends its budget where its error is largest.
+
+Under qemu (``--device arm``, instructions per inference) a point takes seconds, not milliseconds,
+so a budget buys a few hundred of them: ``PLANS["arm"]`` spends them near the shapes the zoo runs,
+seeding from more of its widths at both of its input sizes (224 and 480x640: their stems differ)
+and drawing in a tighter box.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,8 +28,31 @@ MAX_CHANNELS = 4096
 MAX_FC = 16384
 
 
+@dataclass(frozen=True)
+class Plan:
+    """Where a device's fit draws: seed models, their input sizes, and the box around each seed op
+    (channel factors ``lo``..``hi``, map side factors ``side_lo``..``side_hi``)."""
+
+    models: tuple[str, ...]
+    sizes: tuple[tuple[int, int], ...]
+    box: tuple[float, float, float, float]
+
+
+PLANS = {
+    "host": Plan(SEED_MODELS, (SEED_SIZE,), (0.5, 2.0, 0.5, 3.0)),
+    # the widths whose channels lie outside the others' boxes (v2 0.5x is 0.41x of 1.0x) join the seeds
+    "arm": Plan(SEED_MODELS + ("v2_0.5x", "v1_g1_2.0x", "mobilenet_v1_0.5x"), (SEED_SIZE, (480, 640)),
+                (0.7, 1.4, 0.7, 1.4)),
+}
+
+
 def seed_ops(models=SEED_MODELS, size=SEED_SIZE) -> list[Op]:
     return [op for m in models for op in model_ops(m, size)]
+
+
+def seed_lists(plan: Plan) -> list[list[Op]]:
+    """The ops of every seed model at every seed size (one list per model and size)."""
+    return [model_ops(m, size) for size in plan.sizes for m in plan.models]
 
 
 def seeds_by_kind(ops: list[Op]) -> dict[str, list[dict]]:
@@ -84,9 +113,10 @@ def perturb(spec: dict, rng, lo: float = 0.5, hi: float = 2.0, side_lo: float = 
     return s
 
 
-def draw(kind: str, seeds: dict[str, list[dict]], rng) -> dict:
+def draw(kind: str, seeds: dict[str, list[dict]], rng, box=None) -> dict:
+    """A configuration of ``kind`` near a random seed op (``box``: a Plan's, default the host's)."""
     pool = seeds[kind]
-    return perturb(pool[int(rng.integers(len(pool)))], rng)
+    return perturb(pool[int(rng.integers(len(pool)))], rng, *(box or PLANS["host"].box))
 
 
 def neighbours(spec: dict, rng, n: int) -> list[dict]:

@@ -8,6 +8,8 @@
  * the output file as "mark N" lines, followed by "total N" at exit. The difference between two
  * marks is then the exact number of instructions between them, however noisy the process's
  * start-up is (onnxruntime's import varies by millions of instructions from run to run).
+ * Each mark is written and flushed as it happens, so a long-running guest that counts many
+ * files (insn_count_server.py) can be read while it runs; the file is the same at exit.
  *
  * Built by shufflenet_edge/bench/targets/qemu.py with gcc on first use. Debian's qemu packages
  * do not install qemu-plugin.h (debian/not-installed lists it), so when the header is missing
@@ -54,14 +56,11 @@ void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t 
 
 #define AARCH64_NR_LSEEK 62
 #define MARK_OFFSET 0x45444745u /* "EDGE"; insn_count_guest.py uses the same value */
-#define MAX_MARKS 65536
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
 static uint64_t total; /* shared by all vCPU threads: updated atomically */
-static uint64_t marks[MAX_MARKS];
-static unsigned int n_marks;
-static char out_path[4096];
+static FILE *out;      /* stdio locks the stream: marks from several threads stay whole lines */
 
 static void on_exec(unsigned int vcpu_index, void *userdata)
 {
@@ -81,10 +80,9 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num
 {
     (void)id, (void)vcpu_index, (void)a4, (void)a5, (void)a6, (void)a7, (void)a8;
     if (num == AARCH64_NR_LSEEK && (int32_t)a1 == -1 && a2 == MARK_OFFSET && a3 == 0) {
-        unsigned int i = __atomic_fetch_add(&n_marks, 1, __ATOMIC_RELAXED);
-        if (i < MAX_MARKS) {
-            marks[i] = __atomic_load_n(&total, __ATOMIC_RELAXED);
-        }
+        /* host code: the guest's count does not move while the line is written */
+        fprintf(out, "mark %" PRIu64 "\n", __atomic_load_n(&total, __ATOMIC_RELAXED));
+        fflush(out);
     }
 }
 
@@ -92,20 +90,14 @@ static void on_exit(qemu_plugin_id_t id, void *userdata)
 {
     (void)id;
     (void)userdata;
-    FILE *f = fopen(out_path, "w");
-    if (!f) {
-        fprintf(stderr, "insn_count: cannot write %s\n", out_path);
-        return;
-    }
-    for (unsigned int i = 0; i < n_marks && i < MAX_MARKS; i++) {
-        fprintf(f, "mark %" PRIu64 "\n", marks[i]);
-    }
-    fprintf(f, "total %" PRIu64 "\n", __atomic_load_n(&total, __ATOMIC_RELAXED));
-    fclose(f);
+    fprintf(out, "total %" PRIu64 "\n", __atomic_load_n(&total, __ATOMIC_RELAXED));
+    fclose(out);
 }
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, char **argv)
 {
+    char out_path[4096] = "";
+
     (void)info;
     for (int i = 0; i < argc; i++) {
         if (strncmp(argv[i], "out=", 4) == 0 && strlen(argv[i] + 4) < sizeof(out_path)) {
@@ -114,6 +106,11 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
     }
     if (!out_path[0]) {
         fprintf(stderr, "insn_count: missing argument out=FILE\n");
+        return -1;
+    }
+    out = fopen(out_path, "w");
+    if (!out) {
+        fprintf(stderr, "insn_count: cannot write %s\n", out_path);
         return -1;
     }
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);

@@ -13,6 +13,10 @@ onnxruntime's import and session start-up vary by up to ~5M instructions between
 an occasional inference does ~0.4M instructions of extra (time-driven) work, which put pairs of
 such counts 2-3% apart; per-inference medians repeat to about 0.01%.
 
+Counting many files (``edge predict fit --device arm``: hundreds of micro-models) goes through a
+``CountingServer``: one emulated python (``insn_count_server.py``) that opens each file it is
+sent and counts it the same way, so the start-up (~7e8 instructions) is paid once.
+
 Needs Debian's ``qemu-user`` (the dynamic build: ``qemu-user-static`` cannot load plugins) and
 ``gcc``; the aarch64 userland comes from ``arm64_userland.py``. One thread only: emulated vCPUs
 are host threads on a shared machine, so a thread sweep would measure the host.
@@ -21,13 +25,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import select
 import shutil
 import statistics
 import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from ...errors import UsageError
@@ -39,7 +46,10 @@ from .insn_count_guest import MARK_OFFSET
 
 PLUGIN_SOURCE = Path(__file__).with_name("insn_count.c")
 GUEST_SCRIPT = Path(__file__).with_name("insn_count_guest.py")
+SERVER_SCRIPT = Path(__file__).with_name("insn_count_server.py")
 COUNT_INFERENCES = 7  # counted one by one; the median ignores up to 3 with extra work
+AGREE = 1e-3  # two inferences whose counts are this close (relative) agree: the count is "stable"
+SERVER_TIMEOUT_S = 900.0  # one file's count (start-up included) that takes longer is a hung guest
 
 
 def find_qemu() -> str:
@@ -100,6 +110,27 @@ def read_counts(path: Path) -> tuple[list[int], int]:
     if total is None:
         raise ValueError(f"no total in {path}")
     return marks, total
+
+
+def inference_counts(marks: list[int], empty_pairs: int, inferences: int) -> dict:
+    """Instructions per inference from the marks of one counted file: ``empty_pairs`` empty marker
+    pairs, then ``inferences`` pairs around one inference each. ``raw``: the median inference (of
+    two, the lower: extra work only ever adds) less the median empty pair; ``spans``: each
+    inference's own count; ``stability``: "stable" when two inferences agree within ``AGREE`` (an
+    occasional inference does extra, time-driven work)."""
+    want = 2 * (int(empty_pairs) + int(inferences))
+    if len(marks) != want or not inferences:
+        raise TargetError(f"qemu: expected {want} instruction-count marks, got {len(marks)}")
+    spans = [b - a for a, b in zip(marks[0::2], marks[1::2])]
+    empty = statistics.median(spans[:empty_pairs]) if empty_pairs else 0
+    counted = [s - empty for s in spans[empty_pairs:]]
+    raw = statistics.median(counted) if len(counted) != 2 else min(counted)
+    ordered = sorted(counted)
+    closest = min((b - a for a, b in zip(ordered, ordered[1:])), default=None)
+    stable = closest is not None and closest <= AGREE * max(abs(raw), 1)
+    stability = {"verdict": "stable" if stable else "noisy", "spans": counted, "empty_pair": empty,
+                 "reasons": [] if stable else [f"no two of {len(counted)} inferences agree within {AGREE:.1%}"]}
+    return {"raw": float(raw), "stability": stability}
 
 
 def _plugin_arg(plugin: Path, out: Path) -> str:
@@ -218,6 +249,10 @@ class QemuTarget(Target):
 
     def count_instructions(self, spec: RunSpec, inferences: int = COUNT_INFERENCES, prepared=None) -> int:
         """aarch64 instructions per inference: the median over ``inferences`` counted one by one."""
+        return int(round(self.count(spec, inferences, prepared)["raw"]))
+
+    def count(self, spec: RunSpec, inferences: int = COUNT_INFERENCES, prepared=None) -> dict:
+        """``inference_counts`` of one file run as ``edge bench --device arm`` runs it."""
         qemu, root, plugin = prepared or self.prepare()
         with tempfile.TemporaryDirectory(prefix="edge-qemu-") as tmp:
             out = Path(tmp) / "counts.txt"
@@ -231,17 +266,30 @@ class QemuTarget(Target):
                 marks, _ = read_counts(out)
             except (OSError, ValueError):
                 raise TargetError("qemu: the instruction-counting plugin wrote no counts") from None
-        empty_pairs = int(got.get("marks", 0))
-        if len(marks) != 2 * (empty_pairs + int(inferences)):
-            raise TargetError(f"qemu: expected {2 * (empty_pairs + int(inferences))} instruction-count marks, "
-                              f"got {len(marks)}")
-        spans = [b - a for a, b in zip(marks[0::2], marks[1::2])]
-        empty, per_inference = statistics.median(spans[:empty_pairs]), statistics.median(spans[empty_pairs:])
-        return int(round(per_inference - empty))
+        return inference_counts(marks, int(got.get("marks", 0)), int(inferences))
 
-    def run(self, spec: RunSpec) -> list[dict]:
+    def counting_server(self, prepared=None) -> CountingServer:
+        """A started ``CountingServer`` (close it, or use it in a ``with``)."""
+        qemu, root, plugin = prepared or self.prepare()
+        folder = Path(tempfile.mkdtemp(prefix="edge-qemu-"))
+        try:
+            marks = folder / "counts.txt"
+            cmd = self._command(qemu, root, [str(runner_files()[0].parent)], _plugin_arg(plugin, marks),
+                                script=SERVER_SCRIPT)
+            return CountingServer(cmd, folder, marks)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def identity(self, qemu: str) -> dict:
+        """What a record or a profile says about the emulated device (and the host that emulates it)."""
         from ...runtime.timing import cpu_model
 
+        version = qemu_version(qemu)
+        return {"cpu": f"{QEMU_CPU} (emulated by qemu-aarch64 {version})", "qemu_cpu": QEMU_CPU,
+                "qemu": version, "host_cpu": cpu_model(), "target": self.name, "emulated": True}
+
+    def run(self, spec: RunSpec) -> list[dict]:
         self._check(spec)
         prepared = self.prepare()
         qemu, root, _ = prepared
@@ -249,13 +297,138 @@ class QemuTarget(Target):
         out = self._run(self._command(qemu, root, runner_args(spec, str(spec.artifact), peak=False)), spec)
         records = parse_runner_output(out, "qemu")
         per_inference = self.count_instructions(spec, prepared=prepared)
-        version = qemu_version(qemu)
-        emulated_on = {"cpu": f"{QEMU_CPU} (emulated by qemu-aarch64 {version})", "qemu_cpu": QEMU_CPU,
-                       "qemu": version, "host_cpu": cpu_model(), "target": self.name, "emulated": True}
+        emulated_on = self.identity(qemu)
         for rec in records:
             rec.setdefault("device", {}).update(emulated_on)
             rec["instructions_per_inference"] = int(per_inference)
         return records
+
+
+class CountingServer:
+    """One emulated python (``insn_count_server.py``) under the counting plugin that counts file
+    after file: ``count(path)`` -> ``inference_counts``. The plugin writes each mark as it happens;
+    after each answer the new marks are read from its file. A file that kills or hangs the guest is
+    one TargetError line (the guest's last stderr line in it), and the next ``count`` starts a
+    fresh guest (``restarts`` says how often): one bad file costs itself only."""
+
+    def __init__(self, cmd: list[str], folder: Path, marks: Path, timeout: float = SERVER_TIMEOUT_S):
+        self.cmd, self.folder, self.marks_path, self.timeout = cmd, folder, marks, float(timeout)
+        self.proc = self._stderr = None
+        self.files = self.restarts = 0
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> None:
+        self._end()
+        self._stderr = open(self.folder / "stderr.txt", "w+b")
+        self._buf, self._read = b"", 0  # the plugin starts a new marks file
+        try:
+            self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                         env=guest_env())
+        except OSError as exc:
+            raise TargetError(f"qemu: cannot start {self.cmd[0]}: {exc.strerror}") from None
+        hello = self._answer()
+        if not hello.get("ready"):
+            raise TargetError(f"qemu: the counting guest did not start: {hello.get('error', hello)}")
+        self.versions = hello.get("versions", {})
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _stderr_tail(self) -> str:
+        self._stderr.flush()
+        self._stderr.seek(0)
+        lines = [ln.strip() for ln in self._stderr.read().decode(errors="replace").splitlines() if ln.strip()]
+        return f": {lines[-1][:300]}" if lines else ""
+
+    def _answer(self) -> dict:
+        """The guest's next JSON line (other lines on its stdout are skipped)."""
+        deadline = time.monotonic() + self.timeout
+        fd = self.proc.stdout.fileno()
+        while True:
+            while b"\n" not in self._buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.proc.kill()
+                    raise TargetError(f"qemu: the counting guest gave no answer in {self.timeout:g} s (killed)")
+                if select.select([fd], [], [], left)[0]:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        code = self.proc.wait()
+                        raise TargetError(f"qemu: the counting guest ended (exit code {code}){self._stderr_tail()}")
+                    self._buf += chunk
+            line, self._buf = self._buf.split(b"\n", 1)
+            if line.lstrip().startswith(b"{"):
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    continue
+
+    def _new_marks(self) -> list[int]:
+        with open(self.marks_path, "rb") as f:
+            f.seek(self._read)
+            data = f.read()
+        whole = data[:data.rfind(b"\n") + 1]  # a line being written stays for the next read
+        self._read += len(whole)
+        return [int(v) for k, _, v in (ln.partition(b" ") for ln in whole.splitlines()) if k == b"mark"]
+
+    def count(self, path, plain: bool = False, inferences: int = 3, seed: int = 0) -> dict:
+        """``inference_counts`` of one ONNX file (with ``seconds``: how long it took, emulated), run
+        through IO binding, or ``plain``: as ``edge bench`` runs a whole model (outputs copied)."""
+        if not self.alive:
+            self._start()
+            self.restarts += 1
+        req = {"path": str(path), "plain": bool(plain), "inferences": int(inferences), "seed": int(seed)}
+        try:
+            self.proc.stdin.write((json.dumps(req) + "\n").encode())
+            self.proc.stdin.flush()
+        except OSError:  # a broken pipe: the guest has ended
+            raise TargetError(f"qemu: the counting guest has ended{self._stderr_tail()}") from None
+        got = self._answer()
+        marks = self._new_marks()  # read even after an error: a half-counted file's marks are dropped
+        if "error" in got:
+            raise TargetError(f"qemu: {got['error']}")
+        self.files += 1
+        return {**inference_counts(marks, int(got["empty_pairs"]), int(inferences)), "seconds": got.get("seconds", {})}
+
+    def _end(self) -> None:
+        """Stop the guest (end of input, then a kill if it lingers) and close its pipes."""
+        if self.proc is not None:
+            try:
+                if self.proc.poll() is None:
+                    try:
+                        self.proc.stdin.close()
+                        self.proc.wait(timeout=30)
+                    except (OSError, subprocess.TimeoutExpired):
+                        self.proc.kill()
+                        self.proc.wait()
+            finally:
+                for pipe in (self.proc.stdin, self.proc.stdout):
+                    if pipe and not pipe.closed:
+                        try:
+                            pipe.close()
+                        except OSError:
+                            pass
+                self.proc = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def close(self) -> None:
+        try:
+            self._end()
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 if __name__ == "__main__":  # python -m shufflenet_edge.bench.targets.qemu: build (or find) the userland and plugin

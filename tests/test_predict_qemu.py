@@ -1,0 +1,205 @@
+"""`edge predict` on the qemu target (instructions per inference): the count bookkeeping, the
+counting guest's protocol, the instruction-unit laws, table and acceptance (fast); a real short
+fit + predict and a validation count under qemu (slow)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import EDGE
+
+from shufflenet_edge.bench.targets import TargetError
+from shufflenet_edge.bench.targets import qemu as qemu_target
+from shufflenet_edge.predict import profile as P
+
+HAVE_QEMU = shutil.which("qemu-aarch64") is not None and shutil.which("gcc") is not None
+needs_qemu = pytest.mark.skipif(not HAVE_QEMU, reason="needs Debian's qemu-user and gcc (scripts/setup.sh --system)")
+
+
+# ---------------------------------------------------------------- bookkeeping of one counted file
+
+def _marks(empty: list[int], spans: list[int], start: int = 1000) -> list[int]:
+    """The running counts the plugin writes for empty marker pairs, then one pair per inference."""
+    out, at = [], start
+    for n in empty + spans:
+        out += [at, at + n]
+        at += n + 37  # work between pairs (the loop, the next call) is never counted
+    return out
+
+
+def test_inference_counts_subtracts_the_empty_pair_and_takes_the_median():
+    got = qemu_target.inference_counts(_marks([40, 40, 41, 40, 40], [1_000_040, 1_000_041, 1_400_040]), 5, 3)
+    assert got["raw"] == 1_000_001  # the inference with extra work is out-voted
+    st = got["stability"]
+    assert st["verdict"] == "stable" and st["empty_pair"] == 40 and st["spans"] == [1_000_000, 1_000_001, 1_400_000]
+
+
+def test_inference_counts_that_disagree_are_noisy_and_wrong_mark_counts_fail():
+    got = qemu_target.inference_counts(_marks([40] * 5, [1_000_040, 1_100_040, 1_300_040]), 5, 3)
+    assert got["raw"] == 1_100_000 and got["stability"]["verdict"] == "noisy"
+    assert "no two of 3 inferences agree" in got["stability"]["reasons"][0]
+    with pytest.raises(TargetError, match="expected 16 instruction-count marks, got 15"):
+        qemu_target.inference_counts(_marks([40] * 5, [10, 10, 10])[:-1], 5, 3)
+
+
+# ---------------------------------------------------------------- the counting guest's protocol (host python)
+
+def test_counting_guest_answers_each_file_and_survives_a_bad_one(tmp_path):
+    """The guest script runs on this host's python too (without the plugin its markers are plain
+    failing syscalls): one JSON line per request, an error line for a corrupt file, then on."""
+    from shufflenet_edge.bench.targets.base import RUNTIME_DIR
+    from shufflenet_edge.predict import micro
+    from shufflenet_edge.predict.measure import export_onnx
+
+    good = export_onnx(*micro.build([{"kind": "add", "cin": 4, "cout": 4, "h": 3, "w": 3}]), tmp_path / "add.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    reqs = [{"path": str(good), "inferences": 2, "seed": 1}, {"path": str(bad)},
+            {"path": str(good), "plain": True, "inferences": 1}]
+    got = subprocess.run([sys.executable, str(qemu_target.SERVER_SCRIPT), str(RUNTIME_DIR)], text=True,
+                         input="".join(json.dumps(r) + "\n" for r in reqs), capture_output=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    hello, first, err, plain = (json.loads(line) for line in got.stdout.splitlines())
+    assert hello["ready"] and hello["versions"]["onnxruntime"]
+    assert first["empty_pairs"] == plain["empty_pairs"] == 5 and first["seconds"]["inference"] > 0
+    assert err["error"].startswith("onnxruntime cannot load") and "\n" not in err["error"]
+
+
+# ---------------------------------------------------------------- instruction units
+
+def _instr_profile() -> dict:
+    from test_predict import synthetic_profile
+
+    prof = synthetic_profile()
+    for entry in prof["kernels"].values():  # the same law in instructions (x 1e7)
+        for pt in entry["points"]:
+            pt["cost"], pt["raw"] = pt["cost"] * 1e7, pt["raw"] * 1e7
+    law = {"instructions_per_gmac": 2e7, "instructions_per_mb": 5e6, "instructions_fixed": 1e5, "n": 3,
+           "unit": "instructions"}
+    return {**prof, "device": "arm", "target": "qemu", "cost_unit": "instructions", "overhead": {"cost": 1e5},
+            "proxies": {"fitted_on": "test", "flops": {"a": 0.1, "k": 1.0, "n": 2}, "macs_memory": law}}
+
+
+def test_instruction_profile_predicts_instructions_in_table_and_json(cli, tmp_path, monkeypatch):
+    from test_predict import synthetic_profile
+
+    from shufflenet_edge.predict import predict
+
+    prof = _instr_profile()
+    r = predict("v2_1.0x", 224, prof)
+    ms = predict("v2_1.0x", 224, synthetic_profile())
+    assert r["unit"] == "instructions" and r["predicted"] == pytest.approx(1e7 * ms["predicted"], rel=2e-3)
+    assert r["proxies"]["macs_memory"] == pytest.approx(2e7 * r["macs"] / 1e9 + 5e6 * r["memory_access_bytes"] / 1e6
+                                                         + 1e5)
+    path = P.save(prof, tmp_path)
+    assert path.name == "arm_onnxruntime_fp32_t1.json"
+    monkeypatch.setenv("COLUMNS", "200")  # whole numbers, not the compact 1.23M of a narrow terminal
+    out = cli("predict", "--model", "v1_g8_1.5x", "--device-profile", path)
+    assert out.returncode == 0, out.stderr
+    assert all(w in out.stdout for w in ("aarch64", "instructions", "per inference", "kernel predictor"))
+    total = f"{int(predict('v1_g8_1.5x', 224, prof)['predicted']):,}"
+    assert total in out.stdout  # whole instruction counts with thousands separators, not milliseconds
+    d = json.loads(cli("predict", "--model", "v1_g8_1.5x", "--device-profile", path, "--json").stdout)
+    assert d["unit"] == "instructions" and d["target"] == "qemu" and d["predicted"] > 1e6
+
+
+def test_kernel_laws_name_their_unit():
+    from shufflenet_edge.predict.fit import KernelModel
+
+    specs = [{"kind": "relu", "cin": c, "cout": c, "h": 8, "w": 8} for c in (4, 8, 16, 32)]
+    law = KernelModel(specs, [100.0 + 2 * 64 * c for c in (4, 8, 16, 32)], unit="instructions").law()
+    assert set(law) == {"instructions_per_mmac", "instructions_per_m_in", "instructions_per_m_out",
+                        "instructions_per_m_weight", "instructions_fixed", "points", "trees"}
+    host = KernelModel(specs, [1e-3 * c for c in (4, 8, 16, 32)]).law()
+    assert {"ms_per_mmac", "ms_per_melement", "ms_fixed"} <= set(host)
+
+
+def test_acceptance_is_the_devices_own_bar():
+    from shufflenet_edge.predict.validate import acceptance_of
+
+    summary = {"predicted": {"within_5": 0.97, "within_10": 1.0, "rmspe": 0.02},
+               "flops": {"within_5": 0.2, "within_10": 0.4, "rmspe": 0.3}}
+    arm = acceptance_of({"cost_unit": "instructions"}, summary)
+    assert arm["within_5_goal"] == 0.95 and arm["met"] and "+-5%" in arm["goal"]
+    assert not acceptance_of({"cost_unit": "instructions"}, {**summary, "predicted": {**summary["predicted"],
+                                                                                   "within_5": 0.9}})["met"]
+    host = acceptance_of({"cost_unit": "ms"}, summary)
+    assert host["within_10_goal"] == 0.9 and host["rmspe_factor"] == pytest.approx(15.0) and host["met"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--target", "ssh://pi@board"), "only --target qemu"),
+    (("--threads", "2"), "1 thread only"),
+    (("--precision", "int8"), "--format onnx --precision fp32"),
+])
+def test_arm_fit_refuses_what_it_cannot_count(cli, tmp_path, args, words):
+    r = cli("predict", "fit", "--device", "arm", *args, "--out", tmp_path)
+    assert r.returncode == 2 and words in r.stderr and r.stderr.strip().count("\n") == 0
+    assert not list(tmp_path.iterdir())
+
+
+def test_validate_refuses_a_profile_it_cannot_measure(tmp_path):
+    from shufflenet_edge.errors import UsageError
+    from shufflenet_edge.predict import validate
+
+    prof = {**_instr_profile(), "target": "ssh"}
+    with pytest.raises(UsageError, match="counts under qemu"):
+        validate(prof, ("v2_0.5x",), ((64, 64),), out=tmp_path)
+
+
+# ---------------------------------------------------------------- slow: real counts under qemu
+
+@pytest.fixture(scope="module")
+def arm_profile(tmp_path_factory):
+    """One short fit under qemu (two kernel kinds), shared by the slow tests below."""
+    out = tmp_path_factory.mktemp("arm-profile")
+    got = subprocess.run([EDGE, "predict", "fit", "--device", "arm", "--budget-min", "0.75",
+                          "--kernels", "conv1x1,dwconv", "--out", str(out)], capture_output=True, text=True, timeout=240)
+    assert got.returncode == 0, got.stderr
+    return out / "arm_onnxruntime_fp32_t1.json"
+
+
+@pytest.mark.slow
+@needs_qemu
+def test_arm_fit_then_predict_smoke(arm_profile, cli):
+    prof = P.load(arm_profile)
+    assert prof["cost_unit"] == "instructions" and prof["target"] == "qemu" and prof["device"] == "arm"
+    assert prof["machine"]["qemu_cpu"] == "cortex-a76" and prof["machine"]["qemu"] and prof["machine"]["host"]["cpu"]
+    assert prof["engine"]["version"] == prof["engine"]["guest"]["onnxruntime"]
+    assert prof["elapsed_s"] <= 0.75 * 60 + 5
+    pts = [p for k in prof["kernels"].values() for p in k["points"]]
+    assert len(pts) >= 4 and {p["spec"]["kind"] for p in pts} <= {"conv1x1", "dwconv"}
+    # deterministic counts: every point stable, with each inference's count kept
+    assert all(p["stability"]["verdict"] == "stable" and len(p["stability"]["spans"]) == 2 for p in pts)
+    over = prof["overhead"]
+    assert over["cost"] > 0 and over["per_node"] > 0 and over["micro_cost"] > 0
+    for p in pts:  # a conv costs instructions in proportion to its MACs, within a generous band
+        from shufflenet_edge.predict.kernels import spec_counts
+
+        macs = spec_counts(p["spec"])["macs"]
+        assert macs / 16 < p["cost"] < 20 * macs + 1e6, p
+    r = cli("predict", "--model", "v2_0.5x", "--device-profile", arm_profile, "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["unit"] == "instructions" and d["predicted"] > d["fixed_cost"] > 0
+
+
+@pytest.mark.slow
+@needs_qemu
+def test_arm_validate_counts_through_the_qemu_target(arm_profile, tmp_path, monkeypatch):
+    """One model at 64 px: exported through the bench cache, counted under qemu once, then read
+    from the count cache; the report is in instructions with the qemu bar."""
+    from shufflenet_edge.predict import validate as V
+
+    monkeypatch.setattr(V, "counts_dir", lambda: tmp_path / "counts")
+    res = V.validate(str(arm_profile), ("v2_0.5x",), ((64, 64),), out=tmp_path / "val", progress=False)
+    (row,) = res["rows"]
+    assert res["unit"] == "instructions" and row["stability"] == "stable" and row["measured"] > 1e6
+    assert res["acceptance"]["within_5_goal"] == 0.95 and (tmp_path / "val" / res["plot"]).is_file()
+    assert (tmp_path / "val" / "validate_arm_onnxruntime_fp32_t1.json").is_file()
+    (cached,) = (tmp_path / "counts").iterdir()
+    again = V.validate(str(arm_profile), ("v2_0.5x",), ((64, 64),), out=tmp_path / "val2", progress=False)
+    assert again["rows"][0]["measured"] == row["measured"] and list((tmp_path / "counts").iterdir()) == [cached]
