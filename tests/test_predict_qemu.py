@@ -41,6 +41,8 @@ def test_inference_counts_that_disagree_are_noisy_and_wrong_mark_counts_fail():
     got = qemu_target.inference_counts(_marks([40] * 5, [1_000_040, 1_100_040, 1_300_040]), 5, 3)
     assert got["raw"] == 1_100_000 and got["stability"]["verdict"] == "noisy"
     assert "no two of 3 inferences agree" in got["stability"]["reasons"][0]
+    two = qemu_target.inference_counts(_marks([40] * 5, [20_040, 20_900]), 5, 2)  # a few hundred apart: one count
+    assert two["raw"] == 20_000 and two["stability"]["verdict"] == "stable"
     with pytest.raises(TargetError, match="expected 16 instruction-count marks, got 15"):
         qemu_target.inference_counts(_marks([40] * 5, [10, 10, 10])[:-1], 5, 3)
 
@@ -172,8 +174,12 @@ def test_arm_fit_then_predict_smoke(arm_profile, cli):
     assert prof["elapsed_s"] <= 0.75 * 60 + 5
     pts = [p for k in prof["kernels"].values() for p in k["points"]]
     assert len(pts) >= 4 and {p["spec"]["kind"] for p in pts} <= {"conv1x1", "dwconv"}
-    # deterministic counts: every point stable, with each inference's count kept
-    assert all(p["stability"]["verdict"] == "stable" and len(p["stability"]["spans"]) == 2 for p in pts)
+    # each inference's count is kept; they repeat, but for an occasional inference with ~0.4M
+    # instructions of extra (time-driven) work, which the lower of the two leaves out
+    for p in pts:
+        spans, st = p["stability"]["spans"], p["stability"]
+        assert len(spans) == 2 and p["raw"] == min(spans) and (max(spans) - min(spans)) < 0.05 * min(spans) + 1e6
+        assert st["verdict"] == ("stable" if max(spans) - min(spans) <= max(1e-3 * min(spans), 1000) else "noisy")
     over = prof["overhead"]
     assert over["cost"] > 0 and over["per_node"] > 0 and over["micro_cost"] > 0
     for p in pts:  # a conv costs instructions in proportion to its MACs, within a generous band
@@ -192,7 +198,9 @@ def test_arm_fit_then_predict_smoke(arm_profile, cli):
 def test_arm_validate_counts_through_the_qemu_target(arm_profile, tmp_path, monkeypatch):
     """One model at 64 px: exported through the bench cache, counted under qemu once, then read
     from the count cache; the report is in instructions with the qemu bar."""
-    from shufflenet_edge.predict import validate as V
+    import importlib
+
+    V = importlib.import_module("shufflenet_edge.predict.validate")  # the module (the package exports the function)
 
     monkeypatch.setattr(V, "counts_dir", lambda: tmp_path / "counts")
     res = V.validate(str(arm_profile), ("v2_0.5x",), ((64, 64),), out=tmp_path / "val", progress=False)
