@@ -39,7 +39,7 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
     """Measure and write ``<out>/<device>_<engine>_<precision>_t<threads>.json``; returns its path."""
     from ..bench.report import versions
     from ..io_utils import check_writable
-    from .measure import check_supported, measurer
+    from .backends import check_supported, measurer
     from .predictor import Predictor, calibrate
 
     if not budget_min or float(budget_min) <= 0:
