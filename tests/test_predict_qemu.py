@@ -119,6 +119,23 @@ def test_kernel_laws_name_their_unit():
     assert {"ms_per_mmac", "ms_per_melement", "ms_fixed"} <= set(host)
 
 
+def test_arm_draws_stay_near_the_zoo_and_within_the_mac_cap():
+    from shufflenet_edge.predict import sampling
+    from shufflenet_edge.predict.kernels import spec_counts
+
+    plan = sampling.PLANS["arm"]
+    big = {"kind": "conv", "cin": 64, "cout": 192, "h": 58, "w": 78, "k": 5, "stride": 1, "pad": 2, "groups": 1}
+    small = sampling.within(big, plan.max_macs)  # AlexNet's 5x5 conv at 480x640: 1.4G MACs
+    assert spec_counts(small)["macs"] <= plan.max_macs and small["h"] < big["h"] and small["w"] / small["h"] > 1.2
+    relu = {"kind": "relu", "cin": 4096, "cout": 4096, "h": 500, "w": 500}
+    assert sampling.within(relu, plan.max_macs) == relu  # only convs are capped (the rest has no MACs)
+    seeds = sampling.seeds_by_kind(sampling.seed_ops(("v2_0.5x",), (480, 640)))
+    rng = sampling.rng_for(0)
+    for _ in range(50):
+        s = sampling.draw("conv1x1", seeds, rng, plan)
+        assert spec_counts(s)["macs"] <= plan.max_macs and s["h"] <= 1.4 * 120 + 1  # 120x160: stage 2 input
+
+
 def test_acceptance_is_the_devices_own_bar():
     from shufflenet_edge.predict.validate import acceptance_of
 

@@ -107,9 +107,9 @@ def fit_models(points: dict[str, list[dict]], unit: str = "ms") -> tuple[dict[st
 
 
 def sample(measure, seeds: dict[str, list[dict]], kinds: list[str], deadline: float, rng, progress=None,
-           clock=time.perf_counter, box=None, unit: str = "ms") -> dict[str, list[dict]]:
+           clock=time.perf_counter, plan=None, unit: str = "ms") -> dict[str, list[dict]]:
     """Time kernel configurations until ``deadline`` (``clock()`` seconds); points per kind.
-    ``box``: the sampling plan's (``sampling.Plan``); ``unit``: the measurer's cost unit."""
+    ``plan``: where to draw (``sampling.Plan``; default the host's); ``unit``: the measurer's cost unit."""
     points: dict[str, list[dict]] = {k: [] for k in kinds}
 
     def take(kind: str, spec: dict, phase: str, predicted: float | None = None) -> dict | None:
@@ -131,12 +131,12 @@ def sample(measure, seeds: dict[str, list[dict]], kinds: list[str], deadline: fl
         for kind in kinds:
             if clock() >= deadline:
                 return points
-            take(kind, sampling.draw(kind, seeds, rng, box), "initial")
+            take(kind, sampling.draw(kind, seeds, rng, plan), "initial")
     while clock() < deadline:
         tested: dict[str, list[dict]] = {}
         for kind in kinds:
             model = KernelModel([p["spec"] for p in points[kind]], [p["cost"] for p in points[kind]], unit=unit)
-            fresh = [sampling.draw(kind, seeds, rng, box) for _ in range(N_TEST)]
+            fresh = [sampling.draw(kind, seeds, rng, plan) for _ in range(N_TEST)]
             for spec, pred in zip(fresh, model.predict(fresh)):
                 if clock() >= deadline:
                     return points
@@ -152,7 +152,7 @@ def sample(measure, seeds: dict[str, list[dict]], kinds: list[str], deadline: fl
             for i in range(n):
                 if clock() >= deadline:
                     return points
-                take(kind, sampling.neighbours(worst[i % len(worst)]["spec"], rng, 1)[0], "refine")
+                take(kind, sampling.neighbours(worst[i % len(worst)]["spec"], rng, 1, plan)[0], "refine")
     return points
 
 

@@ -84,14 +84,14 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
                 say(f"{int(deadline - clock())} s left; {kind}: {n} points")
 
         points = fit.sample(run, seeds, kinds, t0 + (1 - COMPOSITE_SHARE) * budget, rng, progress=tick, clock=clock,
-                            box=plan.box, unit=unit)
+                            plan=plan, unit=unit)
         prof = {
             "schema": profiles.SCHEMA, "version": profiles.VERSION,
             "created": dt.datetime.now().isoformat(timespec="seconds"), "command": command,
             "device": device, "target": target, **meas.describe(), "format": fmt, "precision": precision,
             "threads": int(threads), "cost_unit": unit, "budget_min": float(budget_min),
             "seed_models": list(plan.models), "seed_size": list(plan.sizes[0]),
-            "seed_sizes": [list(sz) for sz in plan.sizes], "sampling_box": list(plan.box),
+            "seed_sizes": [list(sz) for sz in plan.sizes], "sampling_box": list(plan.box), "max_macs": plan.max_macs,
             "overhead": meas.overhead_entry(),
             "kernels": {k: {"points": pts} for k, pts in points.items() if pts},
             "fusion": rules, "versions": versions(), "failures": failures,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import CONV_KINDS, KERNEL_KINDS, Op, model_ops
+from .kernels import CONV_KINDS, KERNEL_KINDS, Op, model_ops, spec_counts
 
 # One model per family the zoo registers: their shapes span the zoo's (the other sizes differ in
 # width only, which the draws' 2x range covers).
@@ -30,19 +30,23 @@ MAX_FC = 16384
 
 @dataclass(frozen=True)
 class Plan:
-    """Where a device's fit draws: seed models, their input sizes, and the box around each seed op
-    (channel factors ``lo``..``hi``, map side factors ``side_lo``..``side_hi``)."""
+    """Where a device's fit draws: seed models, their input sizes, the box around each seed op
+    (channel factors ``lo``..``hi``, map side factors ``side_lo``..``side_hi``), and the most MACs
+    one conv point may have (None: no limit; a larger draw gets a smaller map)."""
 
     models: tuple[str, ...]
     sizes: tuple[tuple[int, int], ...]
     box: tuple[float, float, float, float]
+    max_macs: int | None = None
 
 
 PLANS = {
     "host": Plan(SEED_MODELS, (SEED_SIZE,), (0.5, 2.0, 0.5, 3.0)),
-    # the widths whose channels lie outside the others' boxes (v2 0.5x is 0.41x of 1.0x) join the seeds
+    # the widths whose channels lie outside the others' boxes (v2 0.5x is 0.41x of 1.0x) join the seeds;
+    # emulated, a conv runs ~0.3 instructions per MAC at ~30M instructions a second: 250M MACs cost ~3 s
+    # per inference, and AlexNet's 5x5 conv at 480x640 (1.4G MACs) would cost a minute and a half a point
     "arm": Plan(SEED_MODELS + ("v2_0.5x", "v1_g1_2.0x", "mobilenet_v1_0.5x"), (SEED_SIZE, (480, 640)),
-                (0.7, 1.4, 0.7, 1.4)),
+                (0.7, 1.4, 0.7, 1.4), max_macs=250_000_000),
 }
 
 
@@ -113,14 +117,26 @@ def perturb(spec: dict, rng, lo: float = 0.5, hi: float = 2.0, side_lo: float = 
     return s
 
 
-def draw(kind: str, seeds: dict[str, list[dict]], rng, box=None) -> dict:
-    """A configuration of ``kind`` near a random seed op (``box``: a Plan's, default the host's)."""
+def within(spec: dict, max_macs: int | None) -> dict:
+    """``spec`` with its map shrunk (same aspect) until a conv has at most ``max_macs`` MACs."""
+    macs = spec_counts(spec)["macs"]
+    if not max_macs or macs <= max_macs or spec["kind"] not in CONV_KINDS:
+        return spec
+    f = math.sqrt(max_macs / macs)
+    least = max(int(spec.get("k", 1)), 1)
+    return {**spec, "h": max(least, int(spec["h"] * f)), "w": max(least, int(spec["w"] * f))}
+
+
+def draw(kind: str, seeds: dict[str, list[dict]], rng, plan: Plan | None = None) -> dict:
+    """A configuration of ``kind`` near a random seed op (``plan``: default the host's)."""
+    plan = plan or PLANS["host"]
     pool = seeds[kind]
-    return perturb(pool[int(rng.integers(len(pool)))], rng, *(box or PLANS["host"].box))
+    return within(perturb(pool[int(rng.integers(len(pool)))], rng, *plan.box), plan.max_macs)
 
 
-def neighbours(spec: dict, rng, n: int) -> list[dict]:
-    return [perturb(spec, rng, 0.8, 1.25, 0.8, 1.25) for _ in range(n)]
+def neighbours(spec: dict, rng, n: int, plan: Plan | None = None) -> list[dict]:
+    cap = plan.max_macs if plan else None
+    return [within(perturb(spec, rng, 0.8, 1.25, 0.8, 1.25), cap) for _ in range(n)]
 
 
 def rng_for(seed: int = 0):
