@@ -133,7 +133,7 @@ def test_arm_draws_stay_near_the_zoo_and_within_the_mac_cap():
     rng = sampling.rng_for(0)
     for _ in range(50):
         s = sampling.draw("conv1x1", seeds, rng, plan)
-        assert spec_counts(s)["macs"] <= plan.max_macs and s["h"] <= 1.4 * 120 + 1  # 120x160: stage 2 input
+        assert spec_counts(s)["macs"] <= plan.max_macs and s["h"] <= 1.4 * 120 + 1  # stage 2 in: 120x160
 
 
 def test_acceptance_is_the_devices_own_bar():

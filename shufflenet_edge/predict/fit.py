@@ -4,10 +4,10 @@ A kernel's cost is modelled in two stages. First a roofline-shaped linear law fi
 non-negative least squares: cost = a * MACs + b * elements moved (inputs, outputs, weights) + c;
 it extrapolates sensibly to maps larger than any sampled. (Instruction counts, exact and free of
 any cache effect, get one coefficient each for inputs, outputs and weights: packing weights,
-reading inputs and writing outputs are different loops, and the counts can tell them apart.) Then gradient-boosted trees on the log
-of the shape features correct it by a factor (channels per group, map size, stride decide how
-close a kernel runs to that law); trees cannot extrapolate, but a bounded factor on top of a law
-that does is harmless outside the sampled range.
+reading inputs and writing outputs are different loops, and the counts can tell them apart.)
+Then gradient-boosted trees on the log of the shape features correct it by a factor (channels
+per group, map size, stride decide how close a kernel runs to that law); trees cannot
+extrapolate, but a bounded factor on top of a law that does is harmless outside the sampled range.
 
 Sampling (``sample``): a few configurations per kind first (round robin, so a short budget still
 covers every kind), then rounds of: fit, time fresh points the fit has not seen and record its
