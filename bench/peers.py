@@ -137,7 +137,9 @@ def run_model(name: str, size: int, runs: int | None, peers, formats: str, max_s
             ci = ((p.get("stability") or {}).get("ci_halfwidth") or 0.0) * p["latency_ms"]["p50"]
             verdicts[p["path"]] = best["latency_ms"]["p50"] <= p["latency_ms"]["p50"] + ci
         summary[cls] = {"best": best["path"], "p50": best["latency_ms"]["p50"], "at_least_as_fast": verdicts}
-    return {"model": name, "rows": out, "summary": summary}
+    failed = [{k: r.get(k) for k in ("format", "precision", "engine", "output", "error")}
+              for r in ours["records"] if r.get("output") != "ok"]  # not timed: listed, so a gap is never silent
+    return {"model": name, "rows": out, "summary": summary, "failed": failed}
 
 
 def main(argv=None) -> int:
@@ -156,13 +158,16 @@ def main(argv=None) -> int:
     from shufflenet_edge.runtime import timing
 
     peers = [p for p in args.peers.split(",") if p]
-    results = [run_model(m, args.size, args.runs, peers, args.formats, args.max_seconds)
-               for m in args.models.split(",")]
     machine = timing.machine_info()
-    doc = {"date": datetime.date.today().isoformat(), "machine": machine, "cpu_flags": machine.get("isa"),
-           "versions": versions(), "size": args.size, "results": results}
     out = Path(args.out)
-    write_json(out / "peers.json", doc)
+    results = []
+    for m in args.models.split(","):
+        results.append(run_model(m, args.size, args.runs, peers, args.formats, args.max_seconds))
+        # written after every model: a model that breaks late in a 40-minute run keeps the ones before it
+        doc = {"date": datetime.date.today().isoformat(), "machine": machine, "cpu_flags": machine.get("isa"),
+               "versions": versions(), "size": args.size, "command": " ".join(["bench/peers.py", *(argv or sys.argv[1:])]),
+               "results": results}
+        write_json(out / "peers.json", doc)
     lines = [f"# Toolkit vs hand-glued peers ({args.size}x{args.size}, 1 thread, batch 1, one interleaved run per model)",
              "", f"- machine: {machine['cpu']} ({machine['cores']} cores); CPU flags: {', '.join(machine.get('isa') or [])}",
              f"- date: {doc['date']}", "- versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()),

@@ -14,7 +14,7 @@ whose accuracy is within one point of fp32.
 """
 from __future__ import annotations
 
-from ..errors import UsageError
+from ..errors import RuntimeFailure, UsageError
 
 ACCURACY_POINT = 0.01  # "within 1 point of fp32": top-1 as a fraction
 
@@ -67,8 +67,14 @@ def sweep(model: str | None = None, checkpoint=None, formats="all", precisions=N
     rows, cases = [], []
     for fmt, precision in pairs:
         say(f"export {fmt} {precision}")
-        path = cached_export(model, fmt, precision, checkpoint=checkpoint, input_size=input_size,
-                             num_classes=num_classes, calib=calib if precision == "int8" else None, quiet=True)
+        try:
+            path = cached_export(model, fmt, precision, checkpoint=checkpoint, input_size=input_size,
+                                 num_classes=num_classes, calib=calib if precision == "int8" else None, quiet=True)
+        except RuntimeFailure as exc:  # one converter that fails is a listed row; the other files are still timed
+            rows.append({"model": model, "format": fmt, "precision": precision, "engine": "-", "artifact": None,
+                         "size_bytes": None, "accuracy": None, "latency_ms": {"p50": None}, "output": "error",
+                         "error": f"conversion failed: {' '.join(str(exc).split())[:280]}"})
+            continue
         meta = load_sidecar(path)
         size = sum(p.stat().st_size for p in [path, *(path.with_suffix(s) for s in _companions(fmt))])
         for engine in engines_for(fmt):
@@ -137,7 +143,7 @@ def table_lines(result: dict) -> list[str]:
         par = r.get("parity") or {}
         wrong = r.get("output") != "ok"
         body.append([r["format"], r["precision"], r["engine"],
-                     f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB",
+                     "-" if size is None else f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB",
                      f"{par['cosine']:.4f}" if par.get("cosine") is not None else "-",
                      f"{r['accuracy']:.2%}" if r.get("accuracy") is not None else "-",
                      ("WRONG" if r.get("output") == "wrong" else "ERROR") if wrong else f"{r['latency_ms']['p50']:.3f}",

@@ -42,6 +42,8 @@ def _avg_pool_as_dwconv(gm, node, index: int) -> bool:
     with gm.graph.inserting_before(node):
         w = gm.graph.get_attr(name)
         conv = gm.graph.call_function(aten.conv2d.default, (x, w, None, stride, padding, [1, 1], channels))
+    # PT2E's quantizer reads every conv weight's shape from meta["val"] (v1's int8 .pte failed without it)
+    w.meta["val"] = weight
     conv.meta = dict(node.meta)
     node.replace_all_uses_with(conv)
     return True
