@@ -88,6 +88,9 @@ class BenchRecord(TypedDict):
     gmacs_per_s: Optional[float]
     fraction_of_peak: Optional[float]
     fraction_of_peak_note: NotRequired[str]
+    # edge reproduce: cpu_peak_gmacs is the best peak of the whole run (scope "run"); the file's own stays here
+    cpu_peak_gmacs_file: NotRequired[Optional[float]]
+    cpu_peak_scope: NotRequired[str]
     verified: Optional[bool]
     toolkit_version: str
     timestamp: str

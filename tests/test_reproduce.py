@@ -491,3 +491,39 @@ def test_plot_labels_do_not_overlap():
             ticks = [x.get_window_extent() for x in ax.get_xticklabels() if x.get_text()]
             assert any_overlap(ticks) == [], (ax.get_title(), f, p, t)
         plt.close(fig)
+
+
+def test_run_peak_rescales_fractions_and_keeps_each_files_own():
+    from shufflenet_edge.reproduce.peaks import apply_run_peak
+
+    slow = {"cpu_peak_gmacs": 32.0, "cpu_peak_precision": "fp32", "gmacs_per_s": 33.0, "threads": 1,
+            "fraction_of_peak": 1.03, "fraction_of_peak_note": "above 1 ..."}
+    fast = {"cpu_peak_gmacs": 44.0, "cpu_peak_precision": "fp32", "gmacs_per_s": 20.0, "threads": 1}
+    int8 = {"cpu_peak_gmacs": 90.0, "cpu_peak_precision": "int8", "gmacs_per_s": 30.0, "threads": 2}
+    assert apply_run_peak([slow, fast, int8, slow]) == {"fp32": 44.0, "int8": 90.0}
+    assert slow["cpu_peak_gmacs_file"] == 32.0 and slow["cpu_peak_gmacs"] == 44.0 and slow["cpu_peak_scope"] == "run"
+    assert slow["fraction_of_peak"] == round(33 / 44, 4) and "fraction_of_peak_note" not in slow
+    assert int8["fraction_of_peak"] == round(30 / 180, 4)  # two threads: two peaks
+    apply_run_peak([slow, fast, int8])  # idempotent: the file's own peak is not overwritten
+    assert slow["cpu_peak_gmacs_file"] == 32.0 and slow["fraction_of_peak"] == round(33 / 44, 4)
+
+
+def test_no_committed_record_is_above_its_peak():
+    """Issue 14: no record in the committed results has fraction_of_peak above 1."""
+    root = Path(__file__).resolve().parents[1] / "bench" / "results"
+    above = []
+
+    def walk(x, where):
+        if isinstance(x, dict):
+            if isinstance(x.get("fraction_of_peak"), (int, float)) and x["fraction_of_peak"] > 1:
+                above.append((where, x.get("model"), x["fraction_of_peak"]))
+            for v in x.values():
+                walk(v, where)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v, where)
+
+    files = sorted(root.rglob("*.json"))
+    for f in files:
+        walk(json.loads(f.read_text()), str(f.relative_to(root)))
+    assert len(files) > 5 and not above, above

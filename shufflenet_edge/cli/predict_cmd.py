@@ -136,7 +136,8 @@ def validate_command(device_profile, models, sizes, max_seconds, out, as_json):
 
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else VALIDATION_MODELS
     size_list = tuple(parse_input_size(s.strip()) for s in sizes.split(",") if s.strip())
-    res = validate(device_profile, names, size_list, out=out, max_seconds=max_seconds)
+    res = validate(device_profile, names, size_list, out=out, max_seconds=max_seconds,
+                   command="edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     if as_json:
         print_json(res)
         return

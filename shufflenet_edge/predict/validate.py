@@ -56,13 +56,13 @@ class _Timer:
     def __init__(self, prof: dict, max_seconds: float):
         self.prof, self.max_seconds = prof, max_seconds
 
-    def __call__(self, model: str, size) -> tuple[float, str]:
+    def __call__(self, model: str, size) -> tuple[float, dict]:
         from ..bench import bench
 
         p = self.prof
         (r, *_) = bench(model=model, format=p["format"], precision=p["precision"], input_size=list(size),
                         threads=(p["threads"],), max_seconds=self.max_seconds, quiet=True)
-        return r["latency_ms"]["p50"], r["stability"]["verdict"]
+        return r["latency_ms"]["p50"], r["stability"]
 
     def close(self) -> None:
         pass
@@ -84,7 +84,7 @@ class _QemuCounter:
         _, root, plugin = self.prepared
         self.salt = f"{plugin.name}|{root.name}|{QEMU_INFERENCES}"
 
-    def __call__(self, model: str, size) -> tuple[float, str]:
+    def __call__(self, model: str, size) -> tuple[float, dict]:
         from ..bench.cache import cached_export
         from ..io_utils import write_json
 
@@ -96,7 +96,7 @@ class _QemuCounter:
         cached = counts_dir() / f"{digest.hexdigest()[:24]}.json"
         try:
             got = json.loads(cached.read_text())
-            return float(got["raw"]), got["stability"]["verdict"]
+            return float(got["raw"]), got["stability"]
         except (OSError, ValueError, KeyError, TypeError):
             pass  # not counted yet (or an unreadable entry: counted again)
         if self.server is None:
@@ -104,7 +104,7 @@ class _QemuCounter:
         got = self.server.count(path, plain=True, inferences=QEMU_INFERENCES)
         cached.parent.mkdir(parents=True, exist_ok=True)
         write_json(cached, {"model": model, "input_size": list(size), "artifact": path.name, "salt": self.salt, **got})
-        return got["raw"], got["stability"]["verdict"]
+        return got["raw"], got["stability"]
 
     def close(self) -> None:
         if self.server is not None:
@@ -137,7 +137,7 @@ def _fmt(v: float, unit: str) -> str:
 
 
 def validate(profile=None, models=VALIDATION_MODELS, sizes=VALIDATION_SIZES, out=None, max_seconds: float = 5.0,
-             progress: bool = True) -> dict:
+             progress: bool = True, command: str | None = None) -> dict:
     """Predict and measure (host: time; arm: count under qemu) ``models`` at ``sizes``; write and
     return the result (``validate_<profile>.json`` and ``.png`` in ``out``)."""
     from ..io_utils import write_json
@@ -161,13 +161,15 @@ def validate(profile=None, models=VALIDATION_MODELS, sizes=VALIDATION_SIZES, out
             for m in models:
                 try:
                     pred = predict(m, size, prof)
-                    measured, verdict = measure(m, size)
+                    measured, stability = measure(m, size)
                 except EdgeError as exc:  # one model that cannot be built or run: noted, the rest goes on
                     failures.append({"model": m, "input_size": list(size), "error": str(exc)})
                     continue
                 row = {"model": m, "input_size": list(size), "macs": pred["macs"], "measured": measured,
-                       "stability": verdict, "predicted": pred["predicted"], **pred["proxies"],
-                       "uncalibrated": pred["uncalibrated"]}
+                       "stability": stability.get("verdict"), "predicted": pred["predicted"], **pred["proxies"],
+                       "uncalibrated": pred["uncalibrated"],
+                       # the whole verdict: its reasons, CI, spread, load and other processes' CPU share
+                       "stability_detail": stability}
                 rows.append(row)
                 if progress:
                     print(f"validate: {m} {size[0]}x{size[1]}: measured {_fmt(row['measured'], unit)}, "
@@ -179,7 +181,12 @@ def validate(profile=None, models=VALIDATION_MODELS, sizes=VALIDATION_SIZES, out
         r["flops_fitted_here"] = flops_law(here, r["macs"])
     summary = {k: metrics([r["measured"] for r in rows], [r.get(k) for r in rows]) for k in SUMMARIZED}
     stem = "validate_" + Path(prof.get("_path") or "profile.json").stem
-    result = {"profile": prof.get("_path"), "device": prof.get("device"), "target": prof.get("target"),
+    from ..runtime.timing import isa_tag
+
+    machine = prof.get("machine") or {}
+    result = {"command": command or "edge predict validate", "profile": prof.get("_path"), "device": prof.get("device"),
+              "target": prof.get("target"), "isa": isa_tag(machine.get("isa") or []),
+              "noisy": sum(r["stability"] == "noisy" for r in rows),
               "unit": unit, "engine": prof["engine"], "precision": prof["precision"],
               "threads": prof["threads"], "machine": prof.get("machine"), "flops_law_fitted_here": here,
               "summary": summary, "acceptance": acceptance_of(prof, summary), "rows": rows, "failures": failures}

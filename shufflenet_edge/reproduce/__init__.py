@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
+from .peaks import apply_run_peak
 from .studies import STUDIES, Settings
 
 __all__ = ["reproduce", "rerender", "Settings", "STUDIES", "default_out"]
@@ -80,6 +81,7 @@ def reproduce(study: str, settings: Settings | None = None, out=None, command: s
     plans = {n: studies.plan(n, s) for n in names}
     all_jobs = [j for n in names for j in plans[n]]
     estimate = studies.run_jobs(all_jobs, s, emulated, progress=progress)
+    apply_run_peak([r for j in all_jobs for r in j.result.get("records", [])])
     for j in all_jobs:
         loads += j.result.get("load_1min", [])
 
@@ -140,6 +142,12 @@ def rerender(out) -> Path:
         results = json.loads((out / "results.json").read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(f"no readable results.json in {out}: {exc}") from None
+    # runs written before the run-wide peak get it here (the records' own peaks are kept)
+    peaks = apply_run_peak([r for st in results.get("studies", {}).values() for j in st.get("jobs", [])
+                            for r in j.get("records", [])])
+    if peaks and isinstance(results.get("machine"), dict):
+        results["machine"]["cpu_peak_gmacs_by_precision"] = peaks
+        results["machine"]["cpu_peak_gmacs"] = peaks.get("fp32", results["machine"].get("cpu_peak_gmacs"))
     results["plots"] = _plots(results, out)
     write_json(out / "results.json", results)
     return write_text(out / "report.md", report.markdown(results, results["plots"]))
