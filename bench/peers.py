@@ -24,6 +24,7 @@ machine: on a loaded one the rows say NOISY and the comparison means nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import datetime
 import sys
 import tempfile
@@ -86,6 +87,42 @@ def _class(rec) -> str:
     return "int8" if rec["precision"] in ("int8", "dynamic") else "fp32"
 
 
+def paired(ours: dict, peer: dict, seed: int = 0) -> dict:
+    """Our file's time over the peer's, round by round of the interleaved run (both ran in every
+    round, so a step in the machine's speed moves both): the median ratio and its 95% bootstrap
+    interval over rounds. ``at_least_as_fast``: the interval reaches 1 or below (faster, or the two
+    cannot be told apart)."""
+    import numpy as np
+
+    a = np.asarray((ours.get("rounds") or {}).get("p50_ms") or [], dtype=float)
+    b = np.asarray((peer.get("rounds") or {}).get("p50_ms") or [], dtype=float)
+    n = min(len(a), len(b))
+    if n < 3:  # too few rounds to pair: the medians and the peer's own CI
+        ci = ((peer.get("stability") or {}).get("ci_halfwidth") or 0.0) * peer["latency_ms"]["p50"]
+        return {"ratio": ours["latency_ms"]["p50"] / peer["latency_ms"]["p50"], "ci": None, "rounds": n,
+                "at_least_as_fast": ours["latency_ms"]["p50"] <= peer["latency_ms"]["p50"] + ci}
+    ratio = a[:n] / b[:n]
+    rng = np.random.default_rng(seed)
+    boots = np.median(ratio[rng.integers(0, n, (1000, n))], axis=1)
+    lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))
+    return {"ratio": float(np.median(ratio)), "ci": [lo, hi], "rounds": n, "at_least_as_fast": lo <= 1.0}
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Per precision class: the toolkit's fastest file and, per peer, the paired verdict."""
+    summary = {}
+    for cls in ("fp32", "int8", "bf16"):
+        mine = [r for r in rows if r["class"] == cls and r["path"].startswith("shufflenet-edge")]
+        theirs = [r for r in rows if r["class"] == cls and r["path"].startswith("peer")]
+        if not mine or not theirs:
+            continue
+        best = min(mine, key=lambda r: r["latency_ms"]["p50"])
+        pairs = {p["path"]: paired(best, p) for p in theirs}
+        summary[cls] = {"best": best["path"], "p50": best["latency_ms"]["p50"], "paired": pairs,
+                        "at_least_as_fast": {k: v["at_least_as_fast"] for k, v in pairs.items()}}
+    return summary
+
+
 def run_model(name: str, size: int, runs: int | None, peers, formats: str, max_seconds: float | None) -> dict:
     import torch
 
@@ -125,18 +162,7 @@ def run_model(name: str, size: int, runs: int | None, peers, formats: str, max_s
         out.append({"path": label, "engine": eng.name, "precision": rec["precision"], "class": _class(rec),
                     "cosine": (rec.get("parity") or {}).get("cosine"), "latency_ms": res["latency_ms"],
                     "stability": res.get("stability"), "rounds": res.get("rounds")})
-    summary = {}
-    for cls in ("fp32", "int8", "bf16"):
-        mine = [r for r in out if r["class"] == cls and r["path"].startswith("shufflenet-edge")]
-        theirs = [r for r in out if r["class"] == cls and r["path"].startswith("peer")]
-        if not mine or not theirs:
-            continue
-        best = min(mine, key=lambda r: r["latency_ms"]["p50"])
-        verdicts = {}
-        for p in theirs:
-            ci = ((p.get("stability") or {}).get("ci_halfwidth") or 0.0) * p["latency_ms"]["p50"]
-            verdicts[p["path"]] = best["latency_ms"]["p50"] <= p["latency_ms"]["p50"] + ci
-        summary[cls] = {"best": best["path"], "p50": best["latency_ms"]["p50"], "at_least_as_fast": verdicts}
+    summary = summarize(out)
     failed = [{k: r.get(k) for k in ("format", "precision", "engine", "output", "error")}
               for r in ours["records"] if r.get("output") != "ok"]  # not timed: listed, so a gap is never silent
     return {"model": name, "rows": out, "summary": summary, "failed": failed}
@@ -151,27 +177,38 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--formats", default="all", help="the toolkit's side: formats of the sweep")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--resummarize", action="store_true",
+                    help="recompute the summaries and peers.md from --out's peers.json (no measuring)")
     args = ap.parse_args(argv)
 
     from shufflenet_edge.bench.report import versions
     from shufflenet_edge.io_utils import write_json, write_text
     from shufflenet_edge.runtime import timing
 
-    peers = [p for p in args.peers.split(",") if p]
-    machine = timing.machine_info()
     out = Path(args.out)
-    results = []
-    for m in args.models.split(","):
-        results.append(run_model(m, args.size, args.runs, peers, args.formats, args.max_seconds))
-        # written after every model: a model that breaks late in a 40-minute run keeps the ones before it
-        doc = {"date": datetime.date.today().isoformat(), "machine": machine, "cpu_flags": machine.get("isa"),
-               "versions": versions(), "size": args.size, "command": " ".join(["bench/peers.py", *(argv or sys.argv[1:])]),
-               "results": results}
+    if args.resummarize:
+        doc = json.loads((out / "peers.json").read_text())
+        for res in doc["results"]:
+            res["summary"] = summarize(res["rows"])
         write_json(out / "peers.json", doc)
-    lines = [f"# Toolkit vs hand-glued peers ({args.size}x{args.size}, 1 thread, batch 1, one interleaved run per model)",
+    else:
+        peers = [p for p in args.peers.split(",") if p]
+        machine = timing.machine_info()
+        results = []
+        for m in args.models.split(","):
+            results.append(run_model(m, args.size, args.runs, peers, args.formats, args.max_seconds))
+            # written after every model: a model that breaks late in a 40-minute run keeps the ones before it
+            doc = {"date": datetime.date.today().isoformat(), "machine": machine, "cpu_flags": machine.get("isa"),
+                   "versions": versions(), "size": args.size,
+                   "command": " ".join(["bench/peers.py", *(argv or sys.argv[1:])]), "results": results}
+            write_json(out / "peers.json", doc)
+    machine, results = doc["machine"], doc["results"]
+    lines = [f"# Toolkit vs hand-glued peers ({doc['size']}x{doc['size']}, 1 thread, batch 1, one interleaved run per model)",
              "", f"- machine: {machine['cpu']} ({machine['cores']} cores); CPU flags: {', '.join(machine.get('isa') or [])}",
              f"- date: {doc['date']}", "- versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()),
-             "- reproduce: `.venv/bin/python bench/peers.py`", ""]
+             f"- reproduce: `.venv/bin/python {doc.get('command') or 'bench/peers.py'}`",
+             "- verdicts pair the two files round by round (the median of per-round time ratios, 95% bootstrap "
+             "interval over rounds): a step in the machine's speed moves both", ""]
     for res in results:
         lines += [f"## {res['model']}", "", "| path | engine | class | cosine | p50 ms | verdict |", "|---|---|---|---:|---:|---|"]
         for r in sorted(res["rows"], key=lambda r: r["latency_ms"]["p50"]):
@@ -183,6 +220,9 @@ def main(argv=None) -> int:
             lines.append(f"\n{cls}: fastest toolkit result {s['best']} ({s['p50']:.3f} ms) is "
                          + ("at least as fast as every peer (or within its CI)" if not slower
                             else "slower than: " + "; ".join(slower)))
+            for peer, v in (s.get("paired") or {}).items():
+                ci = f" [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}]" if v.get("ci") else ""
+                lines.append(f"- vs {peer}: time ratio {v['ratio']:.3f}{ci} over {v['rounds']} rounds")
         lines.append("")
     write_text(out / "peers.md", "\n".join(lines))
     print("\n".join(lines))

@@ -7,7 +7,7 @@ A quoted figure is followed by a marker naming its file and key:
              / [model=v2_1.0x&format=tflite&precision=int8].instructions_per_inference -->
 
 The path walks the JSON: ``.key`` enters a dict (``.0`` a list's first item), ``[k=v&k2=v2]`` picks the one list element whose
-fields match (a list value matches ``224x224``); ``A / B`` divides two values; ``/1e6`` scales; ``*100`` quotes a share as a percentage. The
+fields match (``[a key]``, without ``=``, enters a dict by a key with spaces) (a list value matches ``224x224``); ``A / B`` divides two values; ``/1e6`` scales; ``*100`` quotes a share as a percentage. The
 number written just before the marker must equal the value rounded to as many decimals as it shows.
 """
 from __future__ import annotations
@@ -44,6 +44,8 @@ def resolve(data, path: str):
         if m.group(1) is not None:
             key = m.group(1)
             data = data[int(key)] if isinstance(data, list) and key.isdigit() else data[key]  # .0: an interval's low end
+        elif isinstance(data, dict) and "=" not in m.group(2):  # [a key with spaces] enters a dict
+            data = data[m.group(2)]
         else:
             hits = [x for x in data if _match(x, m.group(2))]
             if len(hits) != 1:

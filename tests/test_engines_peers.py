@@ -25,3 +25,11 @@ def test_peers_smoke(tmp_path):
     assert doc["cpu_flags"] is not None and "fp32" in doc["results"][0]["summary"]
     assert list((tmp_path).glob("intel")) == []  # OpenVINO wrote nothing under HOME
     assert "## v1_g3" in (tmp_path / "peers.md").read_text()
+    # verdicts pair the files round by round; --resummarize recomputes them from the JSON alone
+    s = doc["results"][0]["summary"]["fp32"]
+    assert set(s["paired"]) == set(s["at_least_as_fast"]) and all(v["rounds"] >= 1 for v in s["paired"].values())
+    again = subprocess.run([sys.executable, str(ROOT / "bench" / "peers.py"), "--resummarize", "--out", str(tmp_path)],
+                           capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                                                                               "PYTHONPATH": str(ROOT)})
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((tmp_path / "peers.json").read_text())["results"][0]["summary"] == doc["results"][0]["summary"]
