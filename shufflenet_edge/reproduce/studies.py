@@ -381,9 +381,13 @@ def estimate_run(jobs: list[Job], s: Settings, emulated: bool = False) -> dict:
     """The progress bar's estimate of a whole run, {conversion, timing, total} seconds, as ``run_jobs``
     records it in ``estimated_s`` (without running anything)."""
     uniq, _ = unique_jobs(jobs)
-    est_x, est_t = _estimates(uniq, s, emulated, _workers(uniq, s))
-    conv, timing = round(sum(est_x.values())), round(sum(est_t.values()))
-    return {"conversion": conv, "timing": timing, "total": conv + timing}
+    return _summed(*_estimates(uniq, s, emulated, _workers(uniq, s)))
+
+
+def _summed(est_x: dict, est_t: dict) -> dict:
+    """``estimated_s`` as results.json records it."""
+    conv, timing = sum(est_x.values()), sum(est_t.values())
+    return {"conversion": round(conv), "timing": round(timing), "total": round(conv + timing)}
 
 
 def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True) -> dict:
@@ -448,8 +452,7 @@ def run_jobs(jobs: list[Job], s: Settings, emulated: bool, progress: bool = True
     finally:
         bar.close()
     share_results(jobs, by_key)
-    conversion, timing = sum(est_x.values()), sum(est_t.values())
-    return {"conversion": round(conversion), "timing": round(timing), "total": round(conversion + timing)}
+    return _summed(est_x, est_t)
 
 
 def share_results(jobs: list[Job], by_key: dict) -> None:
