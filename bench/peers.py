@@ -141,14 +141,17 @@ def run_model(name: str, size: int, runs: int | None, peers, formats: str, max_s
     cases = []
     from shufflenet_edge.runtime import open_engine
 
-    for r in rows:
-        eng = open_engine(r["artifact"], engine=r["engine"], threads=1)
-        cases.append((f"shufflenet-edge: {r['format']} {r['precision']} on {r['engine']}", r, eng))
     with tempfile.TemporaryDirectory() as tmp:
         x = parity_inputs((size, size))
         with torch.no_grad():
             want = module(torch.from_numpy(x)).numpy()
-        for label, path, engine, options in _peer_files(name, module, size, Path(tmp), peers):
+        # every file is made before any engine opens: the peers' conversions (torch.export, litert-torch,
+        # pnnx) churn gigabytes, and sessions opened before that churn got their memory differently
+        peer_files = _peer_files(name, module, size, Path(tmp), peers)
+        for r in rows:
+            eng = open_engine(r["artifact"], engine=r["engine"], threads=1)
+            cases.append((f"shufflenet-edge: {r['format']} {r['precision']} on {r['engine']}", r, eng))
+        for label, path, engine, options in peer_files:
             eng = _open(path, engine, options, meta)
             got = eng.predict(x)
             par = compare(want, got)

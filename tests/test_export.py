@@ -247,3 +247,24 @@ def test_fp32_parity_bound_scales_with_the_outputs():
     large = parity.compare(ref * 1000, ref * 1000 + 1.5e-4)  # a stack without ReLU: float32 sums differ here
     assert small["max_abs_diff"] > parity.fp32_tolerance(small)
     assert large["max_abs_diff"] <= parity.fp32_tolerance(large) < 0.05
+
+
+@pytest.mark.slow
+def test_untrained_onnx_convs_keep_a_bias_so_onnxruntime_fuses_the_residual_add(tmp_path):
+    """An untrained v1 unit folds its BatchNorms to zero shifts; without a bias input onnxruntime
+    leaves stage 2's Conv + Add + Relu unfused (three extra passes per unit; 1.03-1.06x the time of
+    a legacy-exported v1_g3 at 224 px)."""
+    import onnx
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    r = export(model="v1_g3_0.5x", format="onnx", input_size=64, out=tmp_path, quiet=True)
+    proto = onnx.load(str(r.path))
+    convs = [n for n in proto.graph.node if n.op_type == "Conv"]
+    assert convs and all(len(n.input) > 2 and n.input[2] for n in convs)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(r.path), opts, providers=["CPUExecutionProvider"])
+    optimized = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert "Add" not in optimized and "Relu" not in optimized, optimized

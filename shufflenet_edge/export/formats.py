@@ -75,12 +75,14 @@ class Format:
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("onnx", (".onnx",), "onnx_export", {
-        "fp32": Recipe("float32, simplified with onnxsim"),
-        "fp16": Recipe("float16 weights and compute, float32 inputs/outputs"),
+        # version 2 of fp32/fp16/dynamic, 4 of int8: every Conv has a bias input (onnx_export._give_convs_biases)
+        "fp32": Recipe("float32, simplified with onnxsim", version=2),
+        "fp16": Recipe("float16 weights and compute, float32 inputs/outputs", version=2),
         "int8": Recipe("static QDQ: uint8 activations, uint8 per-channel weights (no int16 saturation: same "
                        "results on every x86 CPU), calibrated; --int8-policy fast (default) leaves grouped 1x1 "
-                       "convs float (slower in int8 on onnxruntime)", version=3),
-        "dynamic": Recipe("quantize_dynamic: int8 weights, activations quantized at run time (slow for convs)"),
+                       "convs float (slower in int8 on onnxruntime)", version=4),
+        "dynamic": Recipe("quantize_dynamic: int8 weights, activations quantized at run time (slow for convs)",
+                          version=2),
     }, "torch.onnx.export(dynamo) + onnxsim; onnxruntime.quantization",
         packages=("torch", "onnx", "onnxscript", "onnxsim", "onnxruntime"), batches=(1, "dynamic"),
         post_write="embed_metadata", browser_engine="onnxruntime-web", int8_slow_kinds=("gconv1x1",),

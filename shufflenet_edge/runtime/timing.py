@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import resource
 import sys
 import time
@@ -232,7 +233,10 @@ def time_cases(cases: list, runs: int | None, warmup: int, rounds: int = DEFAULT
 
     Each case is warmed up, then the cases take turns round by round: a burst of load from
     elsewhere on the machine then shows up as one round's median standing apart
-    (``rounds.spread``) instead of skewing one case against another.
+    (``rounds.spread``) instead of skewing one case against another. The turn order is shuffled
+    every round (seeded: reruns take the same orders): in a fixed order each case always follows the
+    same neighbour, whose cache footprint and the VM's periodic speed steps then bias it the same way
+    every round.
 
     ``runs`` given: exactly that many runs, split into ``rounds`` chunks (scripts and tests).
     ``runs=None``: measure until stable: rounds go on until every case's median has a 95% CI
@@ -259,9 +263,13 @@ def time_cases(cases: list, runs: int | None, warmup: int, rounds: int = DEFAULT
     samples: list[list[list[float]]] = [[] for _ in cases]
     stopped = "fixed"
     r = 0
+    order = random.Random(0)
     while True:
         chunk = chunks[r] if not adaptive else chunks[0]
-        for i, (invoke, native) in enumerate(cases):
+        turns = list(range(len(cases)))
+        order.shuffle(turns)
+        for i in turns:
+            invoke, native = cases[i]
             got = []
             for _ in range(chunk):
                 t0 = clock()
@@ -284,7 +292,7 @@ def time_cases(cases: list, runs: int | None, warmup: int, rounds: int = DEFAULT
             stopped = "budget"
             break
     envd = env.finish()
-    measure = {"mode": "adaptive" if adaptive else "fixed", "stopped": stopped,
+    measure = {"mode": "adaptive" if adaptive else "fixed", "stopped": stopped, "order": "shuffled per round",
                "elapsed_s": round(time.perf_counter() - t_start, 2),
                "max_seconds": budget if adaptive else None, "target_ci": target_ci if adaptive else None}
     ths = list(threads) if threads is not None else [1] * len(cases)
