@@ -131,6 +131,54 @@ def test_int8_policy_is_part_of_the_cache_key(tmp_path):
     assert cache.key(fp32) == cache.key({**fp32, "int8_policy": "all"})
 
 
+def test_weight_granularity_is_part_of_the_cache_key(tmp_path):
+    """A per-tensor int8 file is never served for per-channel, and per-channel files keep the keys they had
+    before the option existed."""
+    from shufflenet_edge.bench.cache import ExportCache
+
+    cache = ExportCache(tmp_path / "c")
+    int8 = dict(model="v2_0.5x", format="onnx", precision="int8", input_size=[32, 32], num_classes=10)
+    assert cache.key(int8) == cache.key({**int8, "weight_granularity": "channel"})
+    assert cache.key({**int8, "weight_granularity": "tensor"}) != cache.key(int8)
+    tflite = {**int8, "format": "tflite"}
+    assert cache.key({**tflite, "weight_granularity": "tensor"}) != cache.key(tflite)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--format", "pte", "--precision", "int8"], "--weight-granularity tensor is not available for pte int8"),
+    (["--format", "onnx", "--precision", "fp32"], "--weight-granularity tensor applies to --precision int8"),
+])
+def test_weight_granularity_usage_errors_are_one_line(cli, tmp_path, args, match):
+    r = cli("export", "--model", "v2_0.5x", "--input-size", "32", "--num-classes", "10", "--weight-granularity",
+            "tensor", "--out", tmp_path / "out", *args)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and match in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_per_tensor_onnx_int8_has_one_scale_per_weight(tmp_path):
+    """--weight-granularity tensor: every quantized Conv/Gemm weight of the file has a single scale and zero
+    point (a per-channel file has one per output channel), and the sidecar records the setting."""
+    import json
+
+    import onnx
+    from onnx import numpy_helper
+
+    from shufflenet_edge.export import export
+
+    r = export(model="v2_0.5x", format="onnx", precision="int8", input_size=32, num_classes=10, calib_size=8,
+               out=tmp_path, quiet=True, weight_granularity="tensor")
+    side = json.loads(r.path.with_name(r.path.name + ".json").read_text())
+    assert side["int8_request"]["weight_granularity"] == "tensor" and "per-tensor" in side["quantization"]["weights"]
+    proto = onnx.load(str(r.path))
+    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    dq = {n.output[0]: n for n in proto.graph.node if n.op_type == "DequantizeLinear"}
+    weights = [dq[n.input[1]] for n in proto.graph.node if n.op_type in ("Conv", "Gemm") and n.input[1] in dq]
+    assert len(weights) > 10  # every conv of v2_0.5x and the fc are int8 (no kind is kept float for v2)
+    for node in weights:
+        assert node.input[0] in init and init[node.input[1]].size == 1 and init[node.input[2]].size == 1, node.name
+
+
 def test_smallest_passing_probes_then_bisects():
     from shufflenet_edge.export.onnx_mixed import smallest_passing
 

@@ -6,7 +6,7 @@ caller); the key is derived here and nowhere else, from:
 
 * the settings that change the file (format, precision, size, classes, batch, layout, calibration; for
   int8 what stays float: export's ``int8_request``, the layer kinds of ``--int8-policy`` included, so a
-  cached ``all`` file is never served for ``fast``),
+  cached ``all`` file is never served for ``fast``; and ``--weight-granularity``),
 * the model's structure: a hash of its module tree and parameter shapes (built on the meta
   device), so a changed layer width or stem rule is never served the old file,
 * the checkpoint's bytes (sha256),
@@ -26,10 +26,10 @@ from pathlib import Path
 from ..user_cache import cache_root
 
 KEY_FIELDS = ("model", "format", "precision", "checkpoint", "input_size", "num_classes", "batch", "layout", "calib",
-              "calib_size", "int8_policy", "keep_fp32", "max_drop", "data")
+              "calib_size", "int8_policy", "keep_fp32", "max_drop", "data", "weight_granularity")
 DEFAULTS = {"precision": "fp32", "checkpoint": None, "input_size": None, "num_classes": None, "batch": 1,
             "layout": "nchw", "calib": None, "calib_size": 256, "int8_policy": "fast", "keep_fp32": None,
-            "max_drop": None, "data": None}
+            "max_drop": None, "data": None, "weight_granularity": "channel"}
 MANIFEST = "artifact.txt"  # the name of the artifact's runtime file, inside its folder
 
 
@@ -102,9 +102,10 @@ class ExportCache:
                 "format": fmt.name, "precision": precision, **_model_facts(fields),
                 "recipe": recipe.version if recipe else None, "versions": _versions(fmt.packages)}
         request = int8_request(fmt, precision, fields["keep_fp32"], fields["max_drop"], fields["data"],
-                               fields["int8_policy"])
+                               fields["int8_policy"], fields["weight_granularity"])
         if request:  # only int8 keys carry it (policy and its float kinds): every other cached file keeps its key
-            blob["int8"] = request
+            # per-channel weights were every int8 file's before --weight-granularity: those keep their keys too
+            blob["int8"] = {k: v for k, v in request.items() if (k, v) != ("weight_granularity", "channel")}
         return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def folder(self, fields: dict) -> Path:

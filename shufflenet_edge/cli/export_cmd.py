@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..export.formats import FORMATS, INT8_POLICIES, LAYOUTS, PRECISIONS
+from ..export.formats import FORMATS, INT8_POLICIES, LAYOUTS, PRECISIONS, WEIGHT_GRANULARITIES
 from .app import main
 from .options import INPUT_SIZE, print_json
 
@@ -43,8 +43,12 @@ def _size(n: int) -> str:
 @click.option("--int8-policy", type=click.Choice(INT8_POLICIES), default="fast", show_default=True,
               help="int8 (ONNX): fast leaves the layer kinds slower in int8 on onnxruntime (grouped 1x1 convs) float; "
                    "all quantizes them too.")
+@click.option("--weight-granularity", type=click.Choice(WEIGHT_GRANULARITIES), default=WEIGHT_GRANULARITIES[0],
+              show_default=True,
+              help="int8 (" + ", ".join(f.name for f in FORMATS.values() if len(f.int8_granularities) > 1) + "): one "
+                   "weight scale per output channel, or one per weight tensor (coarser: for runtimes that need it).")
 def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_size, num_classes, batch, layout, out,
-                   as_json, verbose, overwrite, name, keep_fp32, max_drop, data, int8_policy):
+                   as_json, verbose, overwrite, name, keep_fp32, max_drop, data, int8_policy, weight_granularity):
     """Export MODEL to ONNX or TFLite and check it against PyTorch in its own runtime.
 
     Writes OUT/<name>_<H>[xW]_<precision>[_nhwc].<suffix> (the format's files) plus a <file>.json sidecar. An
@@ -58,7 +62,7 @@ def export_command(model, checkpoint, fmt, precision, calib, calib_size, input_s
     r = export(model=model, checkpoint=checkpoint, format=fmt, precision=precision, calib=calib, calib_size=calib_size,
                input_size=input_size, num_classes=num_classes, batch=batch, layout=layout, out=out, quiet=False,
                verbose=verbose, overwrite=overwrite, name=name, keep_fp32=keep_fp32, max_drop=max_drop, data=data,
-               int8_policy=int8_policy)
+               int8_policy=int8_policy, weight_granularity=weight_granularity)
     if as_json:
         print_json(r.to_dict())
         return r

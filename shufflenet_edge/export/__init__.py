@@ -171,16 +171,19 @@ def _parity(net, staged: Artifact, x, side: dict, precision: str, verbose: bool)
     return {k: parity[k] for k in ("max_abs_diff", "max_abs_ref", "cosine", "top1_agreement", "n", "engine", "passed")}
 
 
-def int8_request(fmt: Format, precision: str, keep_fp32=None, max_drop=None, data=None, int8_policy="fast") -> dict | None:
-    """What an int8 export was asked to keep float, checked (one-line usage errors) and in the form the
-    sidecar, the up-to-date check and the export cache compare: {policy, float_kinds, keep_fp32,
-    max_drop_pts, data}; None for other precisions. ``keep_fp32``: layer names (a comma-separated
-    string or a sequence), ``auto`` among them for the accuracy-bounded choice (``onnx_mixed.py``)."""
-    from .formats import int8_float_kinds
+def int8_request(fmt: Format, precision: str, keep_fp32=None, max_drop=None, data=None, int8_policy="fast",
+                 weight_granularity="channel") -> dict | None:
+    """What an int8 export was asked for beyond the recipe, checked (one-line usage errors) and in the
+    form the sidecar, the up-to-date check and the export cache compare: {policy, float_kinds, keep_fp32,
+    max_drop_pts, data, weight_granularity}; None for other precisions. ``keep_fp32``: layer names (a
+    comma-separated string or a sequence), ``auto`` among them for the accuracy-bounded choice
+    (``onnx_mixed.py``); ``weight_granularity``: ``channel`` or ``tensor`` weight scales."""
+    from .formats import int8_float_kinds, int8_granularity
     from .onnx_mixed import AUTO, check_max_drop
 
     policy = str(int8_policy or "fast").lower()
     kinds = int8_float_kinds(fmt, policy)
+    granularity = int8_granularity(fmt, precision, weight_granularity)
     names = [n.strip() for n in (keep_fp32.split(",") if isinstance(keep_fp32, str) else keep_fp32 or ()) if n.strip()]
     auto = any(n.lower() == AUTO for n in names)
     if names and (fmt.name != "onnx" or precision != "int8"):
@@ -198,7 +201,7 @@ def int8_request(fmt: Format, precision: str, keep_fp32=None, max_drop=None, dat
     return {"policy": policy, "float_kinds": sorted(kinds),
             "keep_fp32": sorted(n for n in names if n.lower() != AUTO) + ([AUTO] if auto else []),
             "max_drop_pts": check_max_drop(1.0 if max_drop is None else max_drop) if auto else None,
-            "data": str(data) if auto else None}
+            "data": str(data) if auto else None, "weight_granularity": granularity}
 
 
 def _auto_spec(request: dict | None, net, meta: dict, layout: str):
@@ -216,7 +219,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
            calib_size: int = 256, input_size=None, num_classes: int | None = None, batch=1, layout: str = "nchw",
            out="exports", quiet: bool = False, verbose: bool = False, overwrite: bool = False,
            name: str | None = None, keep_fp32=None, max_drop: float | None = None, data: str | None = None,
-           int8_policy: str = "fast", parity_n: int | None = None) -> ExportResult:
+           int8_policy: str = "fast", weight_granularity: str = "channel", parity_n: int | None = None) -> ExportResult:
     """Export ``model`` and check it; returns an ExportResult (see module docstring).
 
     An existing file is never replaced unless ``overwrite``; one that already holds this export
@@ -229,8 +232,9 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     int8 (ONNX): ``keep_fp32`` layers stay float; ``keep_fp32="auto"`` with ``data`` keeps the
     most sensitive layers float until the top-1 drop on ``data``'s test split is at most
     ``max_drop`` points (default 1.0); ``int8_policy="fast"`` leaves the layer kinds that are
-    slower in int8 on the format's engine float, ``"all"`` quantizes them too. The sidecar records
-    all of it (``int8_request``, ``int8_policy``, ``kept_fp32``, ``keep_fp32_auto``).
+    slower in int8 on the format's engine float, ``"all"`` quantizes them too. int8 (ONNX, TFLite):
+    ``weight_granularity="tensor"`` gives each weight one scale instead of one per output channel.
+    The sidecar records all of it (``int8_request``, ``int8_policy``, ``kept_fp32``, ``keep_fp32_auto``).
     ``parity_n``: how many inputs the parity check runs (default ``parity.N_INPUTS``; the sidecar's
     ``parity.n`` records it). ``edge reproduce`` checks its large-input files on fewer.
     """
@@ -243,7 +247,7 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     fmt = get_format(format)
     precision, layout, batch = str(precision).lower(), str(layout).lower(), _batch(batch)
     check_combo(fmt, precision, batch, layout)
-    request = int8_request(fmt, precision, keep_fp32, max_drop, data, int8_policy)
+    request = int8_request(fmt, precision, keep_fp32, max_drop, data, int8_policy, weight_granularity)
     net, meta = build_model(model, checkpoint, input_size, num_classes)
     notes: list[str] = []
     calib_x = _calibration(meta, precision, calib, calib_size, notes)
@@ -278,7 +282,8 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
         staged = Artifact(work / dest.path.name, fmt)
         job = ConvertJob(file_model, sample, staged.path, precision, batch, file_calib, auto=auto,
                          **({"keep_fp32": tuple(n for n in request["keep_fp32"] if n != "auto"),
-                             "float_kinds": tuple(request["float_kinds"]), "policy": request["policy"]}
+                             "float_kinds": tuple(request["float_kinds"]), "policy": request["policy"],
+                             "granularity": request["weight_granularity"]}
                             if request else {}))
         info = _convert(fmt, job, meta["name"], dest.path, verbose)
         input_q = info.pop("input_quantization", None)

@@ -42,6 +42,8 @@ class Format:
     # layer kinds (edge info's names) slower in int8 than in fp32 on this format's engine: the int8 policy
     # "fast" leaves them float (measured per engine, see export/onnx_int8.py)
     int8_slow_kinds: tuple[str, ...] = ()
+    # --weight-granularity values its int8 recipe can make (WEIGHT_GRANULARITIES); the first is the default
+    int8_granularities: tuple[str, ...] = ("channel",)
 
     @property
     def suffix(self) -> str:
@@ -86,6 +88,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     }, "torch.onnx.export(dynamo) + onnxsim; onnxruntime.quantization",
         packages=("torch", "onnx", "onnxscript", "onnxsim", "onnxruntime"), batches=(1, "dynamic"),
         post_write="embed_metadata", browser_engine="onnxruntime-web", int8_slow_kinds=("gconv1x1",),
+        int8_granularities=("channel", "tensor"),
         notes={"dynamic": "dynamic-range ONNX runs convolutions as ConvInteger, several times slower than fp32 on "
                           "x86; prefer --precision int8"}),
     Format("tflite", (".tflite",), "tflite_export", {
@@ -95,7 +98,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
         "dynamic": Recipe("dynamic range: int8 weights, float32 activations"),
     }, "litert-torch; PT2E int8; ai-edge-quantizer fp16/dynamic",
         packages=("torch", "torchao", "litert-torch", "ai-edge-quantizer", "ai-edge-litert"),
-        post_write="embed_metadata", browser_engine="tfjs-tflite"),
+        post_write="embed_metadata", browser_engine="tfjs-tflite", int8_granularities=("channel", "tensor")),
     Format("ncnn", (".param", ".bin"), "ncnn_export", {
         "fp32": Recipe("float32 (.param graph + .bin weights, via pnnx)"),
         "fp16": Recipe("float16 weights in the .bin (ncnn fp16 storage)"),
@@ -118,6 +121,25 @@ def int8_float_kinds(fmt: "Format", policy: str) -> tuple[str, ...]:
     if policy not in INT8_POLICIES:
         raise UsageError(f"unknown --int8-policy '{policy}' (choose from: {', '.join(INT8_POLICIES)})")
     return fmt.int8_slow_kinds if policy == "fast" else ()
+
+
+# --weight-granularity: one int8 scale per output channel of a weight (the default, what accuracy needs where
+# channels differ in range) or one per weight tensor (what some runtimes and accelerators take; a study setting).
+WEIGHT_GRANULARITIES = ("channel", "tensor")
+
+
+def int8_granularity(fmt: "Format", precision: str, granularity) -> str:
+    """``granularity`` checked against the format (one-line usage errors); the value the sidecar records."""
+    value = str(granularity or WEIGHT_GRANULARITIES[0]).lower()
+    if value not in WEIGHT_GRANULARITIES:
+        raise UsageError(f"unknown --weight-granularity '{granularity}' (choose from: {', '.join(WEIGHT_GRANULARITIES)})")
+    if value != WEIGHT_GRANULARITIES[0] and precision != "int8":
+        raise UsageError(f"--weight-granularity {value} applies to --precision int8")
+    if precision == "int8" and value not in fmt.int8_granularities:
+        offered = [f.name for f in FORMATS.values() if value in f.int8_granularities]
+        raise UsageError(f"--weight-granularity {value} is not available for {fmt.name} int8 (its recipe is "
+                         f"{', '.join(fmt.int8_granularities)}); use --format {' or '.join(offered)}")
+    return value
 
 
 # Derived views (kept for callers and --help).
@@ -178,4 +200,5 @@ class ConvertJob:
     keep_fp32: tuple = ()  # int8: layers (as `edge quantize-report` names them) left in float
     float_kinds: tuple = ()  # int8: layer kinds left float by --int8-policy (formats.int8_float_kinds)
     policy: str = "fast"  # int8: the --int8-policy those kinds come from (recorded in the sidecar)
+    granularity: str = "channel"  # int8: weight scales per output channel or per tensor (--weight-granularity)
     auto: object = None  # int8: onnx_mixed.AutoSpec for --keep-fp32 auto (accuracy-bounded float layers)

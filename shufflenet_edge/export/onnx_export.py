@@ -135,7 +135,8 @@ def convert(job) -> dict:
         from .onnx_mixed import quantize_layers
 
         info.update(quantize_layers(proto, fp32, job))
-        info["converter"] += " + onnxruntime quantize_static (QDQ, uint8 activations, uint8 per-channel weights)"
+        info["converter"] += (" + onnxruntime quantize_static (QDQ, uint8 activations, uint8 "
+                              f"per-{job.granularity} weights)")
     elif job.precision == "dynamic":
         quantize_dynamic(str(fp32), str(job.path), weight_type=QuantType.QInt8)
         info["converter"] += " + onnxruntime quantize_dynamic (int8 weights)"

@@ -23,9 +23,9 @@ INPUT = "input"
 # One place for the settings, so the sidecar, the README and the tests name the same recipe.
 WEIGHTS = ("u8", "s8_7bit", "s8")
 RECIPE = {"format": "QDQ", "activations": "uint8 (asymmetric, per tensor)", "calibration": "MinMax"}
-_WEIGHT_RECIPE = {"u8": "uint8 per-channel, asymmetric (exact on every x86 ISA)",
-                  "s8_7bit": "int8 per-channel, symmetric, 7-bit range [-64, 63] (exact on every x86 ISA)",
-                  "s8": "int8 per-channel, symmetric, 8-bit (saturates on AVX2 CPUs without VNNI)"}
+_WEIGHT_RECIPE = {"u8": "uint8 per-{}, asymmetric (exact on every x86 ISA)",
+                  "s8_7bit": "int8 per-{}, symmetric, 7-bit range [-64, 63] (exact on every x86 ISA)",
+                  "s8": "int8 per-{}, symmetric, 8-bit (saturates on AVX2 CPUs without VNNI)"}
 DEFAULT_WEIGHTS = "u8"
 QUANTIZED_WEIGHT_OPS = ("Conv", "Gemm")
 
@@ -44,15 +44,17 @@ def calibration_reader(calib: np.ndarray, input_name: str = INPUT):
     return Reader()
 
 
-def quantize(fp32_path, out_path, calib: np.ndarray, exclude_nodes=(), weights: str = DEFAULT_WEIGHTS) -> dict:
+def quantize(fp32_path, out_path, calib: np.ndarray, exclude_nodes=(), weights: str = DEFAULT_WEIGHTS,
+             granularity: str = "channel") -> dict:
     """Static QDQ int8 of ``fp32_path`` into ``out_path``; nodes in ``exclude_nodes`` stay float.
-    ``weights``: one of WEIGHTS. Returns the recipe as recorded in the sidecar."""
+    ``weights``: one of WEIGHTS; ``granularity``: weight scales per output ``channel`` or per ``tensor``.
+    Returns the recipe as recorded in the sidecar."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {WEIGHTS}")
     quantize_static(str(fp32_path), str(out_path), calibration_reader(calib), quant_format=QuantFormat.QDQ,
-                    per_channel=True, reduce_range=weights == "s8_7bit", activation_type=QuantType.QUInt8,
+                    per_channel=granularity == "channel", reduce_range=weights == "s8_7bit", activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QUInt8 if weights == "u8" else QuantType.QInt8,
                     nodes_to_exclude=list(exclude_nodes) or None)
-    return {**RECIPE, "weights": _WEIGHT_RECIPE[weights]}
+    return {**RECIPE, "weights": _WEIGHT_RECIPE[weights].format(granularity)}

@@ -116,9 +116,11 @@ def smallest_passing(passes, limit: int) -> int | None:
     return hi
 
 
-def search(fp32_path, out_path, calib: np.ndarray, spec: AutoSpec, exclude_nodes=(), fixed=()) -> tuple[dict, dict]:
+def search(fp32_path, out_path, calib: np.ndarray, spec: AutoSpec, exclude_nodes=(), fixed=(),
+           granularity: str = "channel") -> tuple[dict, dict]:
     """Write to ``out_path`` the int8 file with the fewest ranked layers float whose top-1 drop on
-    ``spec`` is within ``spec.max_drop`` (``exclude_nodes``/``fixed``: already float). Returns
+    ``spec`` is within ``spec.max_drop`` (``exclude_nodes``/``fixed``: already float; ``granularity``:
+    the weight scales of every candidate, as ``onnx_int8.quantize`` takes them). Returns
     (the quantization recipe, the sidecar's ``keep_fp32_auto`` entry); RuntimeFailure if no
     allowed prefix reaches the bound (nothing is written then)."""
     import onnx
@@ -138,7 +140,7 @@ def search(fp32_path, out_path, calib: np.ndarray, spec: AutoSpec, exclude_nodes
         def passes(k: int) -> bool:
             path = Path(tmp) / f"float_{k}.onnx"
             nodes = [*exclude_nodes, *(onnx_int8.nodes_of_layers(proto, ranked[:k]) if k else [])]
-            recipe.update(onnx_int8.quantize(fp32_path, path, calib, exclude_nodes=nodes))
+            recipe.update(onnx_int8.quantize(fp32_path, path, calib, exclude_nodes=nodes, granularity=granularity))
             files[k], scores[k] = path, top1(path, spec.x, spec.y)
             return drop(k) <= spec.max_drop + 1e-9
 
@@ -177,10 +179,12 @@ def quantize_layers(proto, fp32_path, job) -> dict:
     exclude = onnx_int8.nodes_of_layers(proto, fixed) if fixed else []
     info = {"int8_policy": {"policy": job.policy, "float_kinds": sorted(kinds), "kept_fp32": by_policy}}
     if job.auto is None:
-        info["quantization"] = onnx_int8.quantize(fp32_path, job.path, job.calib, exclude_nodes=exclude)
+        info["quantization"] = onnx_int8.quantize(fp32_path, job.path, job.calib, exclude_nodes=exclude,
+                                                  granularity=job.granularity)
         info["kept_fp32"] = fixed
         return info
-    info["quantization"], chosen = search(fp32_path, job.path, job.calib, job.auto, exclude_nodes=exclude, fixed=fixed)
+    info["quantization"], chosen = search(fp32_path, job.path, job.calib, job.auto, exclude_nodes=exclude, fixed=fixed,
+                                          granularity=job.granularity)
     info["kept_fp32"] = fixed + chosen["kept_fp32"]
     info["keep_fp32_auto"] = chosen
     return info

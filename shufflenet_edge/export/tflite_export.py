@@ -1,5 +1,6 @@
 """TFLite through litert-torch (no TensorFlow): fp32 directly; int8 full-integer through PT2E
-(XNNPACK-style symmetric per-channel config, calibrated) so input and output tensors are int8;
+(XNNPACK-style symmetric config, per-channel weights unless --weight-granularity tensor, calibrated)
+so input and output tensors are int8;
 fp16 (weight-only) and dynamic range by ai-edge-quantizer recipes applied to the fp32 file."""
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def _int8(job) -> None:
 
     graph = torch.export.export(job.model, (job.sample,)).module()
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=job.granularity == "channel"))
     graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
     with torch.no_grad():
         for i in range(len(job.calib)):  # the exported graph has batch 1
@@ -49,7 +50,7 @@ def convert(job) -> dict:
     info = {"converter": "litert-torch"}
     if job.precision == "int8":
         _int8(job)
-        info["converter"] += " PT2E (symmetric per-channel int8)"
+        info["converter"] += f" PT2E (symmetric per-{job.granularity} int8)"
     else:
         fp32 = Path(job.path) if job.precision == "fp32" else Path(job.path).with_name(Path(job.path).stem + ".fp32.tflite")
         litert_torch.convert(job.model, (job.sample,)).export(str(fp32))
