@@ -79,13 +79,21 @@ def test_export_matrix_one_file(tmp_path):
 
 @pytest.mark.slow
 def test_quant_accuracy_one_file(tmp_path):
+    """One file of the main table and one stress row (8 calibration images, per-tensor weights)."""
     _script("quant_accuracy.py", "--models", "v2_0.5x", "--formats", "onnx", "--precisions", "fp32", "--epochs", "1",
-            "--subset", "64", "--work", tmp_path / "w", "--results", tmp_path / "r", tmp_path=tmp_path)
+            "--subset", "64", "--stress-models", "v2_0.5x", "--stress-formats", "onnx", "--stress-calib-sizes", "8",
+            "--stress-granularities", "tensor", "--work", tmp_path / "w", "--results", tmp_path / "r", tmp_path=tmp_path)
     doc = json.loads((tmp_path / "r" / "quant_accuracy.json").read_text())
     torch_row, onnx_row = doc["rows"]
     assert onnx_row["format"] == "onnx" and onnx_row["exporter"] and "fallback" not in json.dumps(doc)
     assert onnx_row["top1"] == pytest.approx(torch_row["top1"], abs=0.01) and "latency" not in onnx_row
-    assert "not measured" in (tmp_path / "r" / "quant_accuracy.md").read_text()
+    ref, stressed = doc["stress"]["rows"]
+    assert ref["format"] == "torch" and doc["complete"]
+    assert (stressed["calib_size"], stressed["granularity"], stressed["precision"]) == (8, "tensor", "int8")
+    assert "error" not in stressed and stressed["delta_pts"] == pytest.approx((stressed["top1"] - ref["top1"]) * 100,
+                                                                              abs=0.01)
+    md = (tmp_path / "r" / "quant_accuracy.md").read_text()
+    assert "not measured" in md and "| v2_0.5x | onnx |" in md and "calib 8, per-tensor" in md
 
 
 @pytest.mark.slow
