@@ -170,7 +170,7 @@ def test_openvino_int8_gated_by_parity(tmp_path, monkeypatch):
     from shufflenet_edge.export import parity
 
     path = export(model="v2_0.5x", format="onnx", precision="int8", input_size=32, num_classes=10, calib_size=8,
-                  out=tmp_path, quiet=True).path
+                  out=tmp_path, quiet=True, int8_policy="all").path
     ok = bench(artifact=path, engine="openvino", runs=3, quiet=True)[0]
     assert ok["engine"] == "openvino" and ok["inference_precision"] == "f32"
     # OpenVINO agrees with onnxruntime on this u8-weight file's check inputs (its calibration images;

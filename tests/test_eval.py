@@ -92,7 +92,7 @@ def artifacts(digits_model, tmp_path_factory):
     from shufflenet_edge.export import export
 
     int8_path = export(checkpoint=ckpt, format="onnx", precision="int8", calib="digits", calib_size=128,
-                       out=d, quiet=True).path
+                       out=d, quiet=True, int8_policy="all").path
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 

@@ -82,7 +82,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
         "fp16": Recipe("float16 weights and compute, float32 inputs/outputs", version=2),
         "int8": Recipe("static QDQ: uint8 activations, uint8 per-channel weights (no int16 saturation: same "
                        "results on every x86 CPU), calibrated; --int8-policy fast (default) leaves grouped 1x1 "
-                       "convs float (slower in int8 on onnxruntime)", version=4),
+                       "convs float (slower in int8 on onnxruntime), and every layer when the file is still slower than "
+                       "fp32 on this CPU (timed at export)", version=5),
         "dynamic": Recipe("quantize_dynamic: int8 weights, activations quantized at run time (slow for convs)",
                           version=2),
     }, "torch.onnx.export(dynamo) + onnxsim; onnxruntime.quantization",

@@ -1,5 +1,6 @@
 """Which layers of an ONNX int8 file stay float: by name (``--keep-fp32 LAYER,...``), by kind
-(``--int8-policy fast``: the kinds slower in int8 on onnxruntime) and, with ``--keep-fp32 auto
+(``--int8-policy fast``: the kinds slower in int8 on onnxruntime, then every layer when the int8 file
+is still slower than fp32 on this CPU: ``onnx_latency_guard.py``) and, with ``--keep-fp32 auto
 --max-drop PTS --data SPEC``, as many as the accuracy bound needs.
 
 The automatic choice ranks layers with quantize-report's per-layer errors (``quant/layer_errors.py``),
@@ -182,11 +183,15 @@ def quantize_layers(proto, fp32_path, job) -> dict:
         info["quantization"] = onnx_int8.quantize(fp32_path, job.path, job.calib, exclude_nodes=exclude,
                                                   granularity=job.granularity)
         info["kept_fp32"] = fixed
-        return info
-    info["quantization"], chosen = search(fp32_path, job.path, job.calib, job.auto, exclude_nodes=exclude, fixed=fixed,
-                                          granularity=job.granularity)
-    info["kept_fp32"] = fixed + chosen["kept_fp32"]
-    info["keep_fp32_auto"] = chosen
+    else:
+        info["quantization"], chosen = search(fp32_path, job.path, job.calib, job.auto, exclude_nodes=exclude,
+                                              fixed=fixed, granularity=job.granularity)
+        info["kept_fp32"] = fixed + chosen["kept_fp32"]
+        info["keep_fp32_auto"] = chosen
+    if job.policy == "fast":
+        from .onnx_latency_guard import guard
+
+        info = guard(proto, fp32_path, job, info)
     return info
 
 
