@@ -307,5 +307,10 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
             raise RuntimeFailure(f"the {fmt.name} converter did not write {', '.join(p.name for p in staged.missing())}")
         write_json(staged.sidecar, side)
         commit(staged, dest)
+    why = (side.get("quantization") or {}).get("why") if (side.get("quantization") or {}).get("applied") is False else None
+    if why:  # --int8-policy fast found int8 slower than fp32 here: the user asked for int8, so say it loudly
+        notes.append(why)
+        if not quiet:
+            print(f"note: {why}", file=sys.stderr)
     return ExportResult(path=dest.path, format=fmt.name, precision=precision, size_bytes=dest.size_bytes,
                         seconds=round(time.perf_counter() - t0, 2), parity=side["parity"], metadata=side, notes=notes)
