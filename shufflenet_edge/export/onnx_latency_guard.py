@@ -67,7 +67,7 @@ def guard(proto, fp32_path, job, info: dict) -> dict:
         info["int8_policy"]["kept_fp32"] = [n for n in every if n not in (job.keep_fp32 or ())]
         info["kept_fp32"] = every
         info["quantization"] = {**info.get("quantization", {}), "applied": False,
-                                "why": f"every int8 form was slower than fp32 on this CPU ({check['int8_over_fp32']:.2f}x "
+                                "why": f"the int8 file ran slower than fp32 on this CPU ({check['int8_over_fp32']:.2f}x "
                                        "its time): every layer kept float; --int8-policy all quantizes anyway"}
         info.pop("keep_fp32_auto", None)
     return info
