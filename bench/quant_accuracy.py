@@ -67,6 +67,18 @@ def _train(name: str, work: Path, reuse: bool, epochs: int | None, subset: int |
     return s
 
 
+def _die_with_parent() -> None:
+    """Training workers stop when the run does (Linux): a killed run would otherwise leave them training,
+    and taking the run's queued models, in the folders the next run (``--reuse``) trains into."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _reference(s: dict) -> dict:
     """The torch fp32 row of a trained model (its summary ``s``)."""
     ckpt = Path(s["best"])
@@ -214,10 +226,11 @@ def main(argv=None) -> int:
     exports = work / "exports"
     shutil.rmtree(exports, ignore_errors=True)  # fresh files every run: nothing stale is evaluated
     rows, stress, trained = [], [], {}
-    names = list(dict.fromkeys([*args.stress_models, *args.models]))  # the stress models are the small ones
+    names = list(dict.fromkeys([*args.models, *args.stress_models]))
     # ``--train-jobs`` processes train the models in order while this one exports and evaluates those already
     # trained: on one core shared with other jobs that hides most of the training
-    pool = ProcessPoolExecutor(max(1, args.train_jobs), mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(max(1, args.train_jobs), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent)
     try:
         training = {n: pool.submit(_train, n, work, args.reuse, args.epochs, args.subset) for n in names}
         for name in names:  # a model's stress rows right after its main rows: a stopped run keeps both
@@ -299,6 +312,17 @@ def _notes(result: dict) -> list[str]:
               if prec != "fp32" and lat.get((model, fmt, "fp32")) and ms > lat[(model, fmt, "fp32")] * 1.1]
     if slower:
         notes.append("More than 10% slower than fp32 of the same format: " + ", ".join(slower) + ".")
+    # an "int8 mixed" file that kept no layer float beyond the plain int8 file's is the same network: how far
+    # their times differ is what this run's noise does to one file
+    same = [(r, p) for r in rows for p in rows if r["precision"] == "int8 mixed" and p["precision"] == "int8"
+            and (r["model"], r["format"]) == (p["model"], p["format"]) and r.get("latency") and p.get("latency")
+            and r.get("kept_fp32") == p.get("kept_fp32")]
+    if same:
+        ratios = [max(a["latency"]["p50_ms"], b["latency"]["p50_ms"]) / min(a["latency"]["p50_ms"], b["latency"]["p50_ms"])
+                  for a, b in same]
+        notes.append(f"Same network timed twice (int8 and an int8 mixed file that kept no extra layer float, {len(same)} "
+                     f"models): p50s differ by up to {max(ratios):.2f}x (median {sorted(ratios)[len(ratios) // 2]:.2f}x); "
+                     "latency differences smaller than that are not measured here.")
     noisy = [_label(r) for r in rows if (r.get("latency") or {}).get("verdict") == "noisy"]
     if noisy:
         notes.append(f"Latency marked noisy by the stability verdict ({len(noisy)} of {len(lat)} files; compare "
