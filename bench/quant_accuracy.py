@@ -213,11 +213,15 @@ def main(argv=None) -> int:
     ap.add_argument("--note", action="append", default=[],
                     help="a line about how this run was made (e.g. what else the machine ran), shown in the .md")
     ap.add_argument("--render-only", action="store_true", help="rewrite the .md (and notes) from the existing .json")
+    ap.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                    help="with --render-only: add the models of other runs' quant_accuracy.json (a study run in parts)")
     args = ap.parse_args(argv)
     results = Path(args.results)
     if args.render_only:
         path = results / "quant_accuracy.json"
         result = json.loads(path.read_text())
+        for other in args.merge:
+            _merge(result, json.loads(Path(other).read_text()), other)
         result["notes"] = _notes(result)
         _write(results, result)
         return 0
@@ -278,6 +282,21 @@ def _result(args, argv, t_start: float, trained: dict, rows: list, stress: list,
     }
     result["notes"] = _notes(result)
     return result
+
+
+def _merge(result: dict, part: dict, name: str) -> None:
+    """Add to ``result`` the models ``part`` (another run of this script, same versions) has and it has not;
+    both runs are kept in ``parts`` (command, date, seconds, complete)."""
+    if part["versions"] != result["versions"] or part["data"] != result["data"]:
+        sys.exit(f"error: {name} was made with other versions or data than {result['command']}: not merged")
+    have = {t["model"] for t in result["training"]}
+    new = {t["model"] for t in part["training"]} - have
+    result.setdefault("parts", [{k: result.get(k) for k in ("command", "date", "seconds", "complete")}])
+    result["parts"].append({k: part.get(k) for k in ("command", "date", "seconds", "complete")})
+    result["training"] += [t for t in part["training"] if t["model"] in new]
+    result["rows"] += [r for r in part["rows"] if r["model"] in new]
+    result["stress"]["rows"] += [r for r in part["stress"]["rows"] if r["model"] in new]
+    result["complete"] = all(p.get("complete") for p in result["parts"])
 
 
 def _write(results: Path, result: dict) -> None:
@@ -342,6 +361,8 @@ def render_md(result: dict) -> str:
              f"evaluated by `se.evaluate`. Latency: {result.get('latency', 'batch 1, 1 thread, median')}.  ",
              f"Rerun: `{result.get('command', 'python bench/quant_accuracy.py')}`"
              + (f" ({result['seconds'] / 60:.0f} min)  " if result.get("seconds") else "  ")]
+    lines += [f"Merged from a second run: `{p['command']}` ({(p.get('seconds') or 0) / 60:.0f} min)  "
+              for p in (result.get("parts") or [])[1:]]
     lines += [f"Run note: {n}  " for n in result.get("run_notes") or []]
     if result.get("complete") is False:
         lines.append("**Incomplete**: the run was stopped part-way; the tables hold the models it finished.")
