@@ -4,16 +4,24 @@ A kernel's cost is modelled in two stages. First a roofline-shaped linear law fi
 non-negative least squares: cost = a * MACs + b * elements moved (inputs, outputs, weights) + c;
 it extrapolates sensibly to maps larger than any sampled. (Instruction counts, exact and free of
 any cache effect, get one coefficient each for inputs, outputs and weights: packing weights,
-reading inputs and writing outputs are different loops, and the counts can tell them apart.)
+reading inputs and writing outputs are different loops, and the counts can tell them apart.
+Depthwise convs and pools (direct sliding-window kernels) also get a cost per output row and per
+output column of every channel: the border handling of the window, which dominates a 7x7 map.
+And each (kernel size, stride) of them is its own regime, with its own law once it has
+``MIN_REGIME`` points: an engine picks its algorithm by them (ONNX Runtime's MLAS runs a 3x3
+stride-1 depthwise conv as a direct kernel at ~11 instructions per output, a stride-2 one as
+im2col and a GEMM per channel at ~70).)
 Then gradient-boosted trees on the log of the shape features correct it by a factor (channels
 per group, map size, stride decide how close a kernel runs to that law); trees cannot
 extrapolate, but a bounded factor on top of a law that does is harmless outside the sampled range.
 
 Sampling (``sample``): a few configurations per kind first (round robin, so a short budget still
-covers every kind), then rounds of: fit, time fresh points the fit has not seen and record its
-error on them, and spend the round's refinement on neighbours of the worst points, shared out
-between kinds by their absolute error (a 50% miss on a 2 us ReLU matters less than 5% on a 2 ms
-conv). Every point, its phase and its error at the time it was tested go into the profile.
+covers every kind), then, if the plan says so, draws from every stratum of seed shapes (input
+map, kernel size, stride; smallest first), then rounds of: fit, time fresh points the fit has not
+seen and record its error on them, and spend the round's refinement on neighbours of the worst
+points (largest absolute error, or relative error if the plan says so), shared out between kinds
+by their absolute error (a 50% miss on a 2 us ReLU matters less than 5% on a 2 ms conv). Every
+point, its phase and its error at the time it was tested go into the profile.
 """
 from __future__ import annotations
 
@@ -33,6 +41,27 @@ COST_FLOOR = 1e-4  # ms: a kernel never predicts below 0.1 us
 FLOORS = {"ms": COST_FLOOR, "instructions": 10.0}  # the least a kernel predicts, per profile cost unit
 # the linear law's terms per cost unit (per million MACs / elements; the last is the fixed term)
 TERMS = {"ms": ("mmac", "melement", "fixed"), "instructions": ("mmac", "m_in", "m_out", "m_weight", "fixed")}
+# Direct sliding-window kernels: rows, columns and regimes apply. A dense conv runs as im2col and a
+# GEMM, whose cost follows its MACs and elements; given these terms it fitted its shrunk points better
+# and extrapolated AlexNet's 480x640 convs (above the arm plan's MAC cap) 13-19% too high.
+SPATIAL_KINDS = ("dwconv", "maxpool", "avgpool")
+# Instruction counts only: the host's committed profile and validation were fitted without them
+# (a host law with them is to be judged on a quiet machine, not switched on unmeasured).
+SPATIAL_TERMS = {"ms": (), "instructions": ("m_row", "m_col")}
+MIN_REGIME = 6  # points of one (kernel size, stride) before it gets a law of its own
+
+
+def terms(kind: str | None, unit: str = "ms") -> tuple[str, ...]:
+    """The linear law's terms for ``kind`` (None: the all-kinds fallback)."""
+    base = TERMS[unit]
+    return base[:-1] + SPATIAL_TERMS[unit] + base[-1:] if kind in SPATIAL_KINDS else base
+
+
+def regime(spec: dict, unit: str = "ms") -> str | None:
+    """The (kernel size, stride) regime of a sliding-window spec under counts, else None."""
+    if not SPATIAL_TERMS[unit] or spec["kind"] not in SPATIAL_KINDS:
+        return None
+    return f"k{int(spec.get('k', 1))}_s{int(spec.get('stride', 1))}"
 
 
 def features(spec: dict, unit: str = "ms") -> list[float]:
@@ -45,38 +74,58 @@ def features(spec: dict, unit: str = "ms") -> list[float]:
     return out if unit == "ms" else out + [int(spec["cin"]) // g, int(spec["cout"]) // g]
 
 
-def _linear_rows(specs: list[dict], unit: str = "ms") -> np.ndarray:
+def _linear_rows(specs: list[dict], names: tuple[str, ...]) -> np.ndarray:
     rows = []
     for s in specs:
         c = spec_counts(s)
-        if len(TERMS[unit]) == 3:
-            rows.append([c["macs"] / 1e6, (c["in_elems"] + c["out_elems"] + c["weights"]) / 1e6, 1.0])
-        else:
-            rows.append([c["macs"] / 1e6, c["in_elems"] / 1e6, c["out_elems"] / 1e6, c["weights"] / 1e6, 1.0])
-    return np.asarray(rows, dtype=np.float64).reshape(-1, len(TERMS[unit]))
+        cout = int(s["cout"])
+        value = {"mmac": c["macs"], "melement": c["in_elems"] + c["out_elems"] + c["weights"], "m_in": c["in_elems"],
+                 "m_out": c["out_elems"], "m_weight": c["weights"], "m_row": cout * c["oh"], "m_col": cout * c["ow"]}
+        rows.append([value[t] / 1e6 for t in names[:-1]] + [1.0])
+    return np.asarray(rows, dtype=np.float64).reshape(-1, len(names))
 
 
 class KernelModel:
     """cost(spec) for one kernel kind (see the module docstring), fitted on (spec, cost) points
     in ``unit`` (a profile's ``cost_unit``)."""
 
-    def __init__(self, specs: list[dict], costs: list[float], trees: bool = True, unit: str = "ms"):
+    def __init__(self, specs: list[dict], costs: list[float], trees: bool = True, unit: str = "ms",
+                 kind: str | None = None):
         from scipy.optimize import nnls
 
         self.n = len(specs)
         self.unit = unit
         self.floor = FLOORS[unit]
+        if kind is None:  # one kind's points get its terms; mixed kinds (the fallback) the common ones
+            kind = specs[0]["kind"] if specs and all(s["kind"] == specs[0]["kind"] for s in specs) else None
+        self.terms = terms(kind, unit)
         y = np.asarray(costs, dtype=np.float64)
-        X = _linear_rows(specs, unit)
-        self.coef = nnls(X, y)[0] if self.n else np.zeros(len(TERMS[unit]))
+        X = _linear_rows(specs, self.terms)
+        self.coef = nnls(X, y)[0] if self.n else np.zeros(len(self.terms))
+        self.regimes: dict[str, tuple[np.ndarray, int]] = {}  # regime -> (its law, its points)
+        of = [regime(s, unit) for s in specs]
+        for r in sorted({r for r in of if r is not None}):
+            idx = [i for i, q in enumerate(of) if q == r]
+            if len(idx) >= MIN_REGIME:
+                self.regimes[r] = (nnls(X[idx], y[idx])[0], len(idx))
         self.trees = None
         if trees and self.n >= MIN_TREES:
             from sklearn.ensemble import GradientBoostingRegressor
 
-            base = np.maximum(X @ self.coef, self.floor)
+            base = np.maximum(self._base(specs), self.floor)
             target = np.log(np.maximum(y, self.floor) / base)
             self.trees = GradientBoostingRegressor(n_estimators=120, max_depth=3, learning_rate=0.08, subsample=1.0,
                                                    random_state=0).fit(self._logs(specs, unit), target)
+
+    def _base(self, specs: list[dict]) -> np.ndarray:
+        """The linear law of each spec's regime (the pooled one for a regime with too few points)."""
+        X = _linear_rows(specs, self.terms)
+        base = X @ self.coef
+        for i, s in enumerate(specs):
+            own = self.regimes.get(regime(s, self.unit))
+            if own is not None:
+                base[i] = X[i] @ own[0]
+        return base
 
     @staticmethod
     def _logs(specs: list[dict], unit: str = "ms") -> np.ndarray:
@@ -85,15 +134,21 @@ class KernelModel:
     def predict(self, specs: list[dict]) -> np.ndarray:
         if not specs:
             return np.zeros(0)
-        base = np.maximum(_linear_rows(specs, self.unit) @ self.coef, self.floor)
+        base = np.maximum(self._base(specs), self.floor)
         if self.trees is None:
             return base
         return base * np.exp(np.clip(self.trees.predict(self._logs(specs, self.unit)), -3.0, 3.0))
 
     def law(self) -> dict:
         u = self.unit
-        law = {(f"{u}_fixed" if t == "fixed" else f"{u}_per_{t}"): float(c) for t, c in zip(TERMS[u], self.coef)}
-        return {**law, "points": self.n, "trees": self.trees is not None}
+
+        def named(coef) -> dict:
+            return {(f"{u}_fixed" if t == "fixed" else f"{u}_per_{t}"): float(c) for t, c in zip(self.terms, coef)}
+
+        out = {**named(self.coef), "points": self.n, "trees": self.trees is not None}
+        if self.regimes:
+            out["regimes"] = {r: {**named(c), "points": n} for r, (c, n) in self.regimes.items()}
+        return out
 
 
 def fit_models(points: dict[str, list[dict]], unit: str = "ms") -> tuple[dict[str, KernelModel], KernelModel]:
@@ -132,6 +187,15 @@ def sample(measure, seeds: dict[str, list[dict]], kinds: list[str], deadline: fl
             if clock() >= deadline:
                 return points
             take(kind, sampling.draw(kind, seeds, rng, plan), "initial")
+    cover = {k: sampling.strata(seeds[k]) for k in kinds}
+    for _ in range(plan.cover if plan else 0):  # one draw per stratum and round, round robin over kinds
+        for i in range(max(len(s) for s in cover.values())):
+            for kind in kinds:
+                if i < len(cover[kind]):
+                    if clock() >= deadline:
+                        return points
+                    take(kind, sampling.draw(kind, seeds, rng, plan, pool=cover[kind][i]), "cover")
+    relative = bool(plan and plan.refine_by == "rel")
     while clock() < deadline:
         tested: dict[str, list[dict]] = {}
         for kind in kinds:
@@ -148,7 +212,8 @@ def sample(measure, seeds: dict[str, list[dict]], kinds: list[str], deadline: fl
         budget = REFINE_PER_KIND * len(kinds)
         for kind in sorted(err, key=lambda k: -err[k]):
             n = min(3 * REFINE_PER_KIND, int(math.ceil(budget * err[kind] / total)))
-            worst = sorted(tested[kind], key=lambda p: -p["abs_error"])[:2]
+            worst = sorted(tested[kind], key=lambda p: -p["abs_error"] / (max(p["cost"], FLOORS[unit]) if relative
+                                                                          else 1.0))[:2]
             for i in range(n):
                 if clock() >= deadline:
                     return points

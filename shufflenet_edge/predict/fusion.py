@@ -9,6 +9,12 @@ rule is a (kind A, kind B) pair; it counts as fused when its median saving is at
 at their own shapes, so nothing about an engine is assumed.
 
 In a prediction a fused B is merged into A's kernel and costs (1 - saving) of its own estimate.
+
+A fused pair can take a third op in (ONNX Runtime's CPU FusedConv holds a Conv, the residual Add
+and the ReLU after it: the ReLU then costs nothing, though an Add and a ReLU alone do not fuse).
+So each fused pair A -> B is timed again with the op C that consumes B in the seed models: the
+rule ("A+B", C) has the saving of C after the kernel A+B, measured the same way. A merged kernel
+takes a further op in only by such a rule, never by the pair (B, C) measured out of that context.
 """
 from __future__ import annotations
 
@@ -46,9 +52,34 @@ def candidate_pairs(ops_per_model: list[list]) -> list[tuple[dict, dict, int]]:
     return out
 
 
+def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) -> list[tuple[list, dict, int]]:
+    """([spec A, spec B], spec C, how often) for each fused pair (kind A, kind B) and each kind C that
+    consumes a B fed by an A in the models: the context a fused kernel's next op runs in (first two
+    instances of each, as ``candidate_pairs``)."""
+    wanted = set(fused)
+    seen: dict[tuple[str, str, str], list] = {}
+    for ops in ops_per_model:
+        for op in ops:
+            for src in op.inputs:
+                b = ops[src] if src >= 0 else None
+                a_idx = [i for i in (b.inputs if b is not None else []) if i >= 0 and (ops[i].kind, b.kind) in wanted]
+                if not a_idx:
+                    continue
+                a = ops[a_idx[0]]
+                entry = seen.setdefault((a.kind, b.kind, op.kind), [0, []])
+                entry[0] += 1
+                first = [a.spec(), b.spec()]
+                if len(entry[1]) < 2 and (not entry[1] or entry[1][0][0] != first):
+                    entry[1].append((first, op.spec()))
+    return [(ab, c, count) for _, (count, instances) in sorted(seen.items(), key=lambda kv: -kv[1][0])
+            for ab, c in instances]
+
+
 def detect(pairs, measure, deadline=None, clock=None) -> list[dict]:
     """Time each pair alone and together with ``measure(list of specs) -> {"cost": net cost}`` (None:
-    that chain failed); one rule per (kind A, kind B) with its saving, verdict and every timing."""
+    that chain failed); one rule per (kind A, kind B) with its saving, verdict and every timing.
+    A pair's A may be a list of specs (a fused kernel, from ``candidate_chains``): its rule's first
+    kind is theirs joined by '+', as the kernel it stands for is named."""
     import time
 
     clock = clock or time.perf_counter
@@ -58,13 +89,14 @@ def detect(pairs, measure, deadline=None, clock=None) -> list[dict]:
     for a, b, _count in pairs:
         if deadline is not None and clock() >= deadline:
             break
-        a, b = chain_specs([a, b])
-        ta, tb, tab = measure([a]), measure([b]), measure([a, b])
+        *a, b = chain_specs([*(a if isinstance(a, list) else [a]), b])
+        ta, tb, tab = measure(a), measure([b]), measure([*a, b])
         if ta is None or tb is None or tab is None:  # failed to export or run: no verdict from this pair
             continue
         s = saving(ta["cost"], tb["cost"], tab["cost"])
-        by_rule.setdefault((a["kind"], b["kind"]), []).append(
-            {"a": a, "b": b, "cost_a": ta["cost"], "cost_b": tb["cost"], "cost_ab": tab["cost"], "saving": s,
+        by_rule.setdefault(("+".join(x["kind"] for x in a), b["kind"]), []).append(
+            {"a": a[0] if len(a) == 1 else a, "b": b, "cost_a": ta["cost"], "cost_b": tb["cost"],
+             "cost_ab": tab["cost"], "saving": s,
              "stability": [t.get("stability", {}).get("verdict") for t in (ta, tb, tab)]})
     rules = []
     for (ka, kb), pts in by_rule.items():
@@ -81,17 +113,20 @@ def fused_rules(rules: list[dict]) -> dict[tuple[str, str], float]:
 
 def merge(ops: list, costs: list[float], rules: dict[tuple[str, str], float]) -> list[dict]:
     """Kernels from ops: each op whose producer's kind fuses with its own is merged into the
-    producer's kernel at (1 - saving) of its cost. A kernel lists the ops (and layers) it holds."""
+    producer's kernel at (1 - saving) of its cost; an op after a merged kernel only by a rule for
+    that kernel's kind ("A+B", module docstring). A kernel lists the ops (and layers) it holds."""
     kernel_of: dict[int, int] = {}
     kernels: list[dict] = []
     absorbed: set[int] = set()  # producers that already took one consumer in (a fused op has one output)
     for i, (op, cost) in enumerate(zip(ops, costs)):
         best = None
         for src in op.inputs:
-            if src >= 0 and src not in absorbed and (ops[src].kind, op.kind) in rules and src in kernel_of:
-                s = rules[(ops[src].kind, op.kind)]
-                if best is None or s > best[1]:
-                    best = (src, s)
+            if src < 0 or src in absorbed or src not in kernel_of:
+                continue
+            kind = kernels[kernel_of[src]]["kind"]
+            key = (kind if "+" in kind else ops[src].kind, op.kind)
+            if key in rules and (best is None or rules[key] > best[1]):
+                best = (src, rules[key])
         if best is not None:
             absorbed.add(best[0])
             kern = kernels[kernel_of[best[0]]]

@@ -74,6 +74,9 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
         say(f"fixed cost {show(meas.fixed_cost, unit)} per inference; measuring fusion pairs")
         pairs = [p for p in fusion.candidate_pairs(seed_lists) if p[0]["kind"] in kinds and p[1]["kind"] in kinds]
         rules = fusion.detect(pairs, run, deadline=t0 + FUSION_SHARE * budget, clock=clock)
+        chains = fusion.candidate_chains(seed_lists, list(fusion.fused_rules(rules)))
+        rules += fusion.detect([c for c in chains if c[1]["kind"] in kinds], run, deadline=t0 + FUSION_SHARE * budget,
+                               clock=clock)
         fused = [f"{r['first']}>{r['second']}" for r in rules if r["fused"]]
         say(f"{len(rules)} pair rule(s) measured, fused: {', '.join(fused) or 'none'}; sampling {len(kinds)} kernel kinds")
         last = [clock()]
