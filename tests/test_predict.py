@@ -83,6 +83,35 @@ def test_fusion_detection_on_a_synthetic_engine():
     assert ["conv1x1", "relu"] in calls and ["conv1x1"] in calls and ["relu"] in calls  # alone and together
 
 
+def test_a_fused_kernel_takes_its_next_op_by_its_own_rule_only():
+    """A fake engine like ONNX Runtime's CPU FusedConv: Conv+Add share work, and a ReLU after that
+    pair is free, though an Add and a ReLU alone do not fuse. The chain rule (conv1x1+add, relu)
+    is found by timing, and a merged kernel takes its next op by it, never by the pair (add, relu)."""
+    own = {"conv1x1": 1.0, "add": 0.25, "relu": 0.2}
+
+    def measure(specs):
+        kinds = [s["kind"] for s in specs]
+        cost = sum(own[k] for k in kinds)
+        if kinds[:2] == ["conv1x1", "add"]:
+            cost -= 0.6 * own["add"]
+            if kinds[2:] == ["relu"]:
+                cost -= own["relu"]
+        return {"cost": cost, "stability": {"verdict": "stable"}}
+
+    seeds = [model_ops("v1_g1", 224)]
+    chains = fusion.candidate_chains(seeds, [("conv1x1", "add")])
+    assert chains and {(tuple(x["kind"] for x in ab), c["kind"]) for ab, c, _ in chains} >= {(("conv1x1", "add"), "relu")}
+    rules = {(r["first"], r["second"]): r for r in fusion.detect(chains, measure)}
+    assert rules[("conv1x1+add", "relu")]["fused"] and rules[("conv1x1+add", "relu")]["saving"] == pytest.approx(1.0)
+    ops = seeds[0]
+    costs = [own.get(o.kind, 0.5) for o in ops]
+    residual = sum(1 for o in ops if o.kind == "add")
+    kinds = [k["kind"] for k in fusion.merge(ops, costs, {("conv1x1", "add"): 0.6, ("conv1x1+add", "relu"): 1.0})]
+    assert kinds.count("conv1x1+add+relu") == residual > 0
+    out_of_context = fusion.merge(ops, costs, {("conv1x1", "add"): 0.6, ("add", "relu"): 1.0})
+    assert not any(k["kind"].endswith("add+relu") for k in out_of_context)
+
+
 def test_candidate_pairs_come_from_the_models_graphs():
     pairs = fusion.candidate_pairs([model_ops("v1_g3", 224), model_ops("v2_1.0x", 224)])
     kinds = {(a["kind"], b["kind"]) for a, b, _ in pairs}

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import EDGE
 
@@ -117,6 +118,63 @@ def test_kernel_laws_name_their_unit():
                         "instructions_per_m_weight", "instructions_fixed", "points", "trees"}
     host = KernelModel(specs, [1e-3 * c for c in (4, 8, 16, 32)]).law()
     assert {"ms_per_mmac", "ms_per_melement", "ms_fixed"} <= set(host)
+
+
+def _dw_count(spec):
+    """Counts like MLAS's on the qemu target: a direct 3x3 stride-1 depthwise kernel (per channel a
+    fixed cost, a border cost per output row and column, ~10 per output) and a stride-2 one run as
+    im2col and a GEMM per channel (~70 per output)."""
+    from shufflenet_edge.predict.kernels import spec_counts
+
+    c = spec_counts(spec)
+    oh, ow = c["oh"], c["ow"]
+    if spec["stride"] == 1:
+        return spec["cin"] * (320 + 170 * oh + 40 * ow + 10 * oh * ow) + 4000.0
+    return spec["cin"] * (2500 + 600 * oh + 70 * oh * ow) + 4000.0
+
+
+def test_depthwise_law_has_one_regime_per_stride_and_border_terms(monkeypatch):
+    """Fitted on 14x14 and larger maps of both strides, the law must carry to the zoo's 7x7 maps;
+    one pooled law (the committed fit's) cannot: it over-predicted those by 20-150%."""
+    from shufflenet_edge.predict import fit
+
+    dw = {"kind": "dwconv", "k": 3, "pad": 1}
+    specs = [{**dw, "cin": c, "cout": c, "groups": c, "h": h, "w": w, "stride": st}
+             for st in (1, 2) for c in (16, 40, 96, 240) for h, w in ((14, 14), (20, 27), (28, 28), (45, 60), (56, 56))]
+    small = [{**dw, "cin": c, "cout": c, "groups": c, "h": h, "w": h, "stride": st}
+             for st, h in ((1, 7), (2, 14), (1, 10)) for c in (72, 960)]
+    truth = np.asarray([_dw_count(s) for s in small])
+    model = fit.KernelModel(specs, [_dw_count(s) for s in specs], unit="instructions")
+    assert np.max(np.abs(model.predict(small) / truth - 1)) < 0.02
+    law = model.law()
+    assert set(law["regimes"]) == {"k3_s1", "k3_s2"} and "instructions_per_m_row" in law["regimes"]["k3_s1"]
+    monkeypatch.setattr(fit, "MIN_REGIME", 10_000)  # no regime gets a law of its own
+    pooled = fit.KernelModel(specs, [_dw_count(s) for s in specs], unit="instructions", kind="conv")
+    assert np.max(np.abs(pooled.predict(small) / truth - 1)) > 0.1
+
+
+def test_arm_fit_covers_every_stratum_of_seed_shapes():
+    """Before its adaptive rounds the arm plan draws twice from every (map, kernel, stride) of the
+    seed ops, so the zoo's 7x7 depthwise maps of both strides are sampled whatever the luck."""
+    from shufflenet_edge.predict import fit, sampling
+
+    plan = sampling.PLANS["arm"]
+    seeds = sampling.seeds_by_kind(sampling.seed_ops(("v1_g1_0.5x", "mobilenet_v2"), (224, 224)))
+    strata = sampling.strata(seeds["dwconv"])
+    want = fit.N_INIT + plan.cover * len(strata)
+    calls = []
+
+    def measure(specs):
+        calls.append(specs)
+        return {"cost": _dw_count(specs[0]), "raw": _dw_count(specs[0]), "stability": {"verdict": "stable"}}
+
+    points = fit.sample(measure, seeds, ["dwconv"], 1.0, sampling.rng_for(0), plan=plan, unit="instructions",
+                        clock=lambda: 0.0 if len(calls) < want else 2.0)["dwconv"]
+    cover = [p["spec"] for p in points if p["phase"] == "cover"]
+    assert len(cover) == plan.cover * len(strata) and len(strata) >= 8
+    assert any(s["stride"] == 1 and s["h"] <= 9 for s in cover)  # around the 7x7 maps
+    assert any(s["stride"] == 2 and s["h"] <= 19 for s in cover)  # 14x14 in, 7x7 out
+    assert [len(g) for g in strata] and all(g[0]["h"] <= h[0]["h"] for g, h in zip(strata, strata[1:]))
 
 
 def test_arm_draws_stay_near_the_zoo_and_within_the_mac_cap():

@@ -71,8 +71,9 @@ def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) ->
                 first = [a.spec(), b.spec()]
                 if len(entry[1]) < 2 and (not entry[1] or entry[1][0][0] != first):
                     entry[1].append((first, op.spec()))
-    return [(ab, c, count) for _, (count, instances) in sorted(seen.items(), key=lambda kv: -kv[1][0])
-            for ab, c in instances]
+    ranked = sorted(seen.values(), key=lambda v: -v[0])
+    # every chain's first instance before any second one: a short phase still sees each chain once
+    return [(*inst[i], count) for i in (0, 1) for count, inst in ranked if i < len(inst)]
 
 
 def detect(pairs, measure, deadline=None, clock=None) -> list[dict]:

@@ -1,8 +1,8 @@
 """``edge predict fit``: build a device profile within a time budget.
 
 Phases, each with its share of the budget (the whole run, set-up included, ends by it):
-fusion rules (``FUSION_SHARE``), kernel points (the rest, less ``COMPOSITE_SHARE``), then
-composite networks (random stacks of the zoo's units, no zoo model) for the two proxy laws and the
+fusion rules (``FUSION_SHARE``, then ``CHAIN_SHARE`` for a fused pair and its next op), kernel
+points (the rest, less ``COMPOSITE_SHARE``), then composite networks (random stacks of the zoo's units, no zoo model) for the two proxy laws and the
 predictor's calibration (``predictor.calibrate``). A phase that runs out of time stops between two
 measurements. ``--device arm`` runs the same phases under qemu with instructions per inference as
 the cost (``qemu_measure.py``), drawing from ``sampling.PLANS["arm"]``.
@@ -19,6 +19,7 @@ from . import fit, fusion, micro, profile as profiles, proxies, sampling
 from .kernels import KERNEL_KINDS, spec_counts, totals, trace_ops
 
 FUSION_SHARE = 0.10
+CHAIN_SHARE = 0.07  # then a fused pair and the op after it (fusion.candidate_chains): ~100 s of 25 chains in 15 min
 COMPOSITE_SHARE = 0.20  # composites feed both proxies and the calibration: a few dozen in 15 minutes
 DEFAULT_BUDGET_MIN = 15.0
 
@@ -75,8 +76,8 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
         pairs = [p for p in fusion.candidate_pairs(seed_lists) if p[0]["kind"] in kinds and p[1]["kind"] in kinds]
         rules = fusion.detect(pairs, run, deadline=t0 + FUSION_SHARE * budget, clock=clock)
         chains = fusion.candidate_chains(seed_lists, list(fusion.fused_rules(rules)))
-        rules += fusion.detect([c for c in chains if c[1]["kind"] in kinds], run, deadline=t0 + FUSION_SHARE * budget,
-                               clock=clock)
+        rules += fusion.detect([c for c in chains if c[1]["kind"] in kinds], run,
+                               deadline=t0 + (FUSION_SHARE + CHAIN_SHARE) * budget, clock=clock)
         fused = [f"{r['first']}>{r['second']}" for r in rules if r["fused"]]
         say(f"{len(rules)} pair rule(s) measured, fused: {', '.join(fused) or 'none'}; sampling {len(kinds)} kernel kinds")
         last = [clock()]
