@@ -2,10 +2,11 @@
 
 Phases, each with its share of the budget (the whole run, set-up included, ends by it):
 fusion rules (``FUSION_SHARE``, then ``CHAIN_SHARE`` for a fused pair and its next op), kernel
-points (the rest, less ``COMPOSITE_SHARE``), then composite networks (random stacks of the zoo's units, no zoo model) for the two proxy laws and the
-predictor's calibration (``predictor.calibrate``). A phase that runs out of time stops between two
-measurements. ``--device arm`` runs the same phases under qemu with instructions per inference as
-the cost (``qemu_measure.py``), drawing from ``sampling.PLANS["arm"]``.
+points (the rest, less ``COMPOSITE_SHARE``), then composite networks (random stacks of the zoo's
+units, no zoo model) for the two proxy laws and the predictor's calibration
+(``predictor.calibrate``). A phase that runs out of time stops between two measurements.
+``--device arm`` runs the same phases under qemu with instructions per inference as the cost
+(``qemu_measure.py``), drawing from ``sampling.PLANS["arm"]``.
 """
 from __future__ import annotations
 
