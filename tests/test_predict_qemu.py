@@ -153,6 +153,26 @@ def test_depthwise_law_has_one_regime_per_stride_and_border_terms(monkeypatch):
     assert np.max(np.abs(pooled.predict(small) / truth - 1)) > 0.1
 
 
+def test_counts_are_fitted_for_the_least_relative_error(monkeypatch):
+    """A per-node cost plus 1.5 instructions an element, and a cost growing faster than the map on
+    the large ones: absolute least squares follows the large points and drops the fixed cost, missing
+    the small ones by over half; counts are fitted by relative error and keep the small ones close."""
+    from shufflenet_edge.predict import fit
+
+    specs = [{"kind": "relu", "cin": c, "cout": c, "h": h, "w": h} for c in (4, 16, 48) for h in (8, 16)]
+    specs += [{"kind": "relu", "cin": c, "cout": c, "h": h, "w": h} for c in (256, 512, 1024) for h in (64, 100)]
+    elems = np.asarray([s["cin"] * s["h"] * s["w"] for s in specs], dtype=np.float64)
+    truth = 4000.0 + 1.5 * elems + 1e-7 * elems ** 2
+
+    def small_error() -> float:
+        model = fit.KernelModel(specs, list(truth), trees=False, unit="instructions")
+        return float(np.max(np.abs(model.predict(specs)[:6] / truth[:6] - 1)))
+
+    assert small_error() < 0.15
+    monkeypatch.setitem(fit.RELATIVE_LSQ, "instructions", False)
+    assert small_error() > 0.5
+
+
 def test_arm_fit_covers_every_stratum_of_seed_shapes():
     """Before its adaptive rounds the arm plan draws twice from every (map, kernel, stride) of the
     seed ops, so the zoo's 7x7 depthwise maps of both strides are sampled whatever the luck."""
