@@ -45,11 +45,15 @@ def candidate_pairs(ops_per_model: list[list]) -> list[tuple[dict, dict, int]]:
                 entry[0] += 1
                 if len(entry[1]) < 2 and (not entry[1] or entry[1][0][0] != a.spec()):
                     entry[1].append((a.spec(), op.spec()))
-    out = []
-    for (ka, kb), (count, instances) in sorted(seen.items(), key=lambda kv: -kv[1][0]):
-        for a, b in instances:
-            out.append((a, b, count))
-    return out
+    return _first_instances_first(seen)
+
+
+def _first_instances_first(seen: dict) -> list[tuple]:
+    """(instance..., count) of each candidate, most frequent first, and every candidate's first
+    instance before any second one: a phase cut short by its budget still sees each pair once (a
+    busy machine cut the arm fit's pairs at 18 rules, before the grouped conv's)."""
+    ranked = sorted(seen.values(), key=lambda v: -v[0])
+    return [(*inst[i], count) for i in (0, 1) for count, inst in ranked if i < len(inst)]
 
 
 def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) -> list[tuple[list, dict, int]]:
@@ -71,9 +75,7 @@ def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) ->
                 first = [a.spec(), b.spec()]
                 if len(entry[1]) < 2 and (not entry[1] or entry[1][0][0] != first):
                     entry[1].append((first, op.spec()))
-    ranked = sorted(seen.values(), key=lambda v: -v[0])
-    # every chain's first instance before any second one: a short phase still sees each chain once
-    return [(*inst[i], count) for i in (0, 1) for count, inst in ranked if i < len(inst)]
+    return _first_instances_first(seen)
 
 
 def detect(pairs, measure, deadline=None, clock=None) -> list[dict]:
