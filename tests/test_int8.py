@@ -362,3 +362,19 @@ def test_quantize_report_tflite_ranks_v2_layers(exported, trained_ckpts, tmp_pat
     assert (out / "quantize_report.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "quantize_report.json").read_text())["ranked_by"].startswith("sqnr_added_db")
     assert "dB lost in the layer" in markdown(rep)
+
+
+@pytest.mark.slow
+def test_another_calibration_size_is_not_up_to_date(tmp_path):
+    """The same file name with another --calib-size is another export: refused without --overwrite,
+    never reported up to date."""
+    from shufflenet_edge.errors import EdgeError
+    from shufflenet_edge.export import export
+
+    args = dict(model="v2_0.5x", format="onnx", precision="int8", input_size=32, num_classes=10, out=tmp_path,
+                quiet=True, int8_policy="all")
+    export(calib_size=8, **args)
+    assert export(calib_size=8, **args).up_to_date
+    with pytest.raises(EdgeError, match="exists"):
+        export(calib_size=16, **args)
+    assert not export(calib_size=16, overwrite=True, **args).up_to_date

@@ -266,7 +266,8 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
     wanted = {"model": meta["name"], "checkpoint_sha256": meta.get("checkpoint_sha256", "untrained"),
               "format": fmt.name, "precision": precision, "layout": layout, "batch": batch, "input_size": [h, w],
               "num_classes": meta["num_classes"],
-              "calibration": {"source": calib or "random"} if precision == "int8" else None, "int8_request": request}
+              "calibration": ({"source": calib or "random", "n": int(len(calib_x))} if precision == "int8" and calib_x is not None
+                              else None), "int8_request": request}
     held = existing_export(target, wanted, overwrite)
     if held is not None:
         return ExportResult(path=target, format=fmt.name, precision=precision, size_bytes=Artifact(target, fmt).size_bytes,

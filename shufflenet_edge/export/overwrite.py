@@ -38,8 +38,9 @@ def existing_export(target: Path, wanted: dict, overwrite: bool) -> dict | None:
         old = load_sidecar(target)
     except EngineError:
         old = {}
-    calib_same = wanted.get("calibration") is None or (old.get("calibration") or {}).get("source") == \
-        wanted["calibration"].get("source")
+    # the same calibration source and as many images (--calib-size): another size is another file
+    calib_same = wanted.get("calibration") is None or all(
+        (old.get("calibration") or {}).get(k) == wanted["calibration"].get(k) for k in ("source", "n"))
     if old and all(old.get(k) == wanted.get(k) for k in SAME) and calib_same and old.get("parity"):
         return old
     held = f"holds {_origin(old)}" if old else "has no sidecar (origin unknown)"
