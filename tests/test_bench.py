@@ -65,11 +65,26 @@ def test_time_cases_interleaves_and_measures_real_time():
 
     res = timing.time_cases([case("a", 0.002), case("b", 0.004)], runs=6, warmup=1, rounds=3)
     assert order[:2] == ["a", "b"]  # warm-up
-    assert order[2:] == ["a", "a", "b", "b"] * 3  # rounds take turns
+    rounds = [order[2 + 4 * i:6 + 4 * i] for i in range(3)]  # rounds take turns, each case's runs together
+    assert len(order) == 14 and all(r in (["a", "a", "b", "b"], ["b", "b", "a", "a"]) for r in rounds), order
     a, b = res
     assert a["runs"] == 6 and a["rounds"]["n"] == 3 and len(a["rounds"]["p50_ms"]) == 3
     assert 2.0 <= a["latency_ms"]["min"] and 4.0 <= b["latency_ms"]["min"]
     assert b["latency_ms"]["p50"] > a["latency_ms"]["p50"]
+
+
+def test_time_cases_shuffles_the_turn_order_every_round():
+    """In a fixed order each case would always follow the same neighbour (its cache footprint, the
+    VM's periodic speed steps): the order is drawn anew each round, seeded, so reruns repeat it."""
+    def run():
+        order = []
+        cases = [((lambda _, t=t: order.append(t)), None) for t in "abc"]
+        timing.time_cases(cases, runs=20, warmup=0, rounds=20)
+        return ["".join(order[3 * i:3 * i + 3]) for i in range(20)]
+
+    first = run()
+    assert all(sorted(r) == ["a", "b", "c"] for r in first) and len(set(first)) > 1
+    assert run() == first
 
 
 def test_isa_features_from_cpuinfo():
