@@ -44,7 +44,7 @@ from shufflenet_edge.export import export  # noqa: E402
 from shufflenet_edge.export import onnx_int8  # noqa: E402
 from shufflenet_edge.io_utils import write_json, write_text  # noqa: E402
 from shufflenet_edge.runtime.engines import OnnxRuntimeEngine  # noqa: E402
-from shufflenet_edge.runtime.timing import cpu_model, isa_features, time_cases  # noqa: E402
+from shufflenet_edge.runtime.timing import cpu_model, isa_features, round_ratios, time_cases  # noqa: E402
 
 # the v1 paper's Table 8 models (issue 15's bar: the default int8 export no slower than fp32), then v1 g8 and v2
 MODELS = ["v1_g3_0.5x", "v1_g3", "v1_g3_2.0x", "alexnet", "mobilenet_v1_1.0x", "v1_g8", "v2_0.5x", "v2_1.0x"]
@@ -141,11 +141,11 @@ def run_model(model: str, size: int, runs: int, work: Path) -> list[dict]:
     x = np.random.default_rng(1).standard_normal((1, 3, size, size)).astype(np.float32)
     timed = time_cases([(e.invoke, e.prepare(x)) for e in engines.values()], runs=runs, warmup=max(3, runs // 20))
     base = timed[0]["latency_ms"]["p50"]
-    base_rounds = np.asarray(timed[0]["rounds"]["p50_ms"])
+    base_rounds = timed[0]["rounds"]["p50_ms"]
     rows = [{"model": model, "input_size": size, "form": name, "p50_ms": t["latency_ms"]["p50"],
              "ratio_to_fp32": t["latency_ms"]["p50"] / base,
              # the median of per-round ratios: both files ran in every round, so the VM's speed steps cancel
-             "paired_ratio_to_fp32": float(np.median(np.asarray(t["rounds"]["p50_ms"]) / base_rounds)),
+             "paired_ratio_to_fp32": float(np.median(round_ratios(t["rounds"]["p50_ms"], base_rounds))),
              "round_spread": t["rounds"]["spread"], "runs": t["runs"], "verdict": (t.get("stability") or {}).get("verdict")}
             for name, t in zip(engines, timed)]
     rows[-1]["latency_check"] = check  # what the export's own timing decided (int8 kept, or every layer float)

@@ -94,14 +94,14 @@ def paired(ours: dict, peer: dict, seed: int = 0) -> dict:
     cannot be told apart)."""
     import numpy as np
 
-    a = np.asarray((ours.get("rounds") or {}).get("p50_ms") or [], dtype=float)
-    b = np.asarray((peer.get("rounds") or {}).get("p50_ms") or [], dtype=float)
-    n = min(len(a), len(b))
+    from shufflenet_edge.runtime.timing import round_ratios
+
+    ratio = round_ratios((ours.get("rounds") or {}).get("p50_ms") or [], (peer.get("rounds") or {}).get("p50_ms") or [])
+    n = len(ratio)
     if n < 3:  # too few rounds to pair: the medians and the peer's own CI
         ci = ((peer.get("stability") or {}).get("ci_halfwidth") or 0.0) * peer["latency_ms"]["p50"]
         return {"ratio": ours["latency_ms"]["p50"] / peer["latency_ms"]["p50"], "ci": None, "rounds": n,
                 "at_least_as_fast": ours["latency_ms"]["p50"] <= peer["latency_ms"]["p50"] + ci}
-    ratio = a[:n] / b[:n]
     rng = np.random.default_rng(seed)
     boots = np.median(ratio[rng.integers(0, n, (1000, n))], axis=1)
     lo, hi = (float(v) for v in np.percentile(boots, [2.5, 97.5]))

@@ -308,7 +308,8 @@ def export(model=None, checkpoint=None, format: str = "onnx", precision: str = "
             raise RuntimeFailure(f"the {fmt.name} converter did not write {', '.join(p.name for p in staged.missing())}")
         write_json(staged.sidecar, side)
         commit(staged, dest)
-    why = (side.get("quantization") or {}).get("why") if (side.get("quantization") or {}).get("applied") is False else None
+    quantization = side.get("quantization") or {}
+    why = quantization.get("why") if quantization.get("applied") is False else None
     if why:  # --int8-policy fast found int8 slower than fp32 here: the user asked for int8, so say it loudly
         notes.append(why)
         if not quiet:

@@ -13,6 +13,7 @@ and why (``int8_policy.latency_check``). ``--int8-policy all`` never does this.
 from __future__ import annotations
 
 import shutil
+import time
 
 import numpy as np
 
@@ -24,10 +25,11 @@ def decide(int8_round_ms, fp32_round_ms) -> dict:
     """The verdict from per-round medians of both files timed in the same rounds: the median of the
     per-round ratios (a step in the machine's speed moves both files of a round), int8 kept when it
     is at most 1 (never measured slower)."""
-    a = np.asarray(int8_round_ms, dtype=float)
-    b = np.asarray(fp32_round_ms, dtype=float)
-    ratio = float(np.median(a / b))
-    return {"int8_ms": float(np.median(a)), "fp32_ms": float(np.median(b)), "int8_over_fp32": round(ratio, 4),
+    from ..runtime.timing import round_ratios
+
+    ratio = float(np.median(round_ratios(int8_round_ms, fp32_round_ms)))
+    return {"int8_ms": float(np.median(int8_round_ms)), "fp32_ms": float(np.median(fp32_round_ms)),
+            "int8_over_fp32": round(ratio, 4),
             "decision": "int8" if ratio <= 1.0 else "float"}
 
 
@@ -38,8 +40,6 @@ def measure(int8_path, fp32_path, x: np.ndarray) -> dict:
 
     engines = [OnnxRuntimeEngine(str(p), threads=1, metadata={}) for p in (int8_path, fp32_path)]
     cases = [(e.invoke, e.prepare(x)) for e in engines]
-    import time
-
     t0 = time.perf_counter()
     for invoke, native in cases:  # first calls allocate; one more each sizes the run
         invoke(native)

@@ -227,6 +227,16 @@ def _chunk_for(per_run_s: float, max_seconds: float, n_cases: int) -> int:
     return int(max(1, min(10_000, round_s / max(per_run_s, 1e-7))))
 
 
+def round_ratios(a_round_ms, b_round_ms) -> np.ndarray:
+    """Per-round time ratios a/b of two cases timed in the same rounds of ``time_cases`` (their
+    ``rounds.p50_ms``): a step in the machine's speed moves both files of a round, so their median is
+    the comparison the VM's speed steps do not bias. Truncated to the rounds both have."""
+    a = np.asarray(a_round_ms, dtype=float)
+    b = np.asarray(b_round_ms, dtype=float)
+    n = min(len(a), len(b))
+    return a[:n] / b[:n]
+
+
 def time_cases(cases: list, runs: int | None, warmup: int, rounds: int = DEFAULT_ROUNDS, on_round=None,
                max_seconds: float | None = None, target_ci: float = TARGET_CI, threads=None) -> list[dict]:
     """Time several ``(invoke, native_input)`` cases in interleaved rounds.
