@@ -146,7 +146,8 @@ def run_model(model: str, size: int, runs: int, work: Path) -> list[dict]:
              "ratio_to_fp32": t["latency_ms"]["p50"] / base,
              # the median of per-round ratios: both files ran in every round, so the VM's speed steps cancel
              "paired_ratio_to_fp32": float(np.median(round_ratios(t["rounds"]["p50_ms"], base_rounds))),
-             "round_spread": t["rounds"]["spread"], "runs": t["runs"], "verdict": (t.get("stability") or {}).get("verdict")}
+             "round_spread": t["rounds"]["spread"], "runs": t["runs"], "verdict": (t.get("stability") or {}).get("verdict"),
+             "load_1min": (t.get("stability") or {}).get("load_1min")}
             for name, t in zip(engines, timed)]
     rows[-1]["latency_check"] = check  # what the export's own timing decided (int8 kept, or every layer float)
     return rows
@@ -263,6 +264,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     ap.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX int8 forms")
     ap.add_argument("--tflite", action="store_true", help="also profile TFLite int8 vs fp32 segment by segment")
+    ap.add_argument("--conditions", default=None, help="what else ran on the machine (kept in the JSON and the md)")
     ap.add_argument("--qemu", action="store_true", help="with --tflite: aarch64 instructions per segment under qemu")
     args = ap.parse_args()
     import onnxruntime
@@ -270,7 +272,7 @@ def main() -> int:
     from shufflenet_edge.bench.report import versions
 
     meta = {"cpu": cpu_model(), "isa": isa_features(), "onnxruntime": onnxruntime.__version__, "threads": 1,
-            "command": "python bench/int8_layers.py " + " ".join(sys.argv[1:]),
+            "command": "python bench/int8_layers.py " + " ".join(sys.argv[1:]), "conditions": args.conditions,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "runs": args.runs}
     if args.tflite:
         meta["ai-edge-litert"] = versions().get("ai-edge-litert")
@@ -296,7 +298,8 @@ def main() -> int:
              f"{meta['cpu']} ({', '.join(meta['isa'])}), 1 thread, batch 1, {args.input_size} px, {args.runs} runs "
              f"per form, interleaved in shuffled order, untrained models; {meta['created']}. Ratio = p50 / fp32 p50; "
              "paired = the median over rounds of the per-round ratio (below 1: faster than fp32).  ",
-             f"Rerun: `{meta['command']}`", "",
+             f"Rerun: `{meta['command']}`" + (f"  \nConditions: {meta['conditions']}" if meta.get("conditions") else ""),
+             "",
              "| model | form | p50 ms | ratio to fp32 | paired ratio | round spread |", "|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r['model']} | {r['form']} | {r['p50_ms']:.3f} | {r['ratio_to_fp32']:.2f} | "
               f"{r['paired_ratio_to_fp32']:.2f} | {r['round_spread']:.0%} |" for r in rows]

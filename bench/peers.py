@@ -108,6 +108,15 @@ def paired(ours: dict, peer: dict, seed: int = 0) -> dict:
     return {"ratio": float(np.median(ratio)), "ci": [lo, hi], "rounds": n, "at_least_as_fast": lo <= 1.0}
 
 
+def _load_line(results: list[dict]) -> str:
+    """The 1-min load averages the rows' stability records saw, and how many rows were marked noisy."""
+    rows = [r for res in results for r in res["rows"]]
+    loads = [v for r in rows for v in ((r.get("stability") or {}).get("load_1min") or []) if v is not None]
+    noisy = sum((r.get("stability") or {}).get("verdict") == "noisy" for r in rows)
+    span = f"1-min average {min(loads):.1f}-{max(loads):.1f}" if loads else "not recorded"
+    return f"{span}; {noisy} of {len(rows)} rows marked noisy"
+
+
 def summarize(rows: list[dict]) -> dict:
     """Per precision class: the toolkit's fastest file and, per peer, the paired verdict."""
     summary = {}
@@ -180,6 +189,9 @@ def main(argv=None) -> int:
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--formats", default="all", help="the toolkit's side: formats of the sweep")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--conditions", default=None,
+                    help="what else ran on the machine during the run (kept in the JSON and shown in the md); with "
+                         "--resummarize it is added to an existing peers.json")
     ap.add_argument("--resummarize", action="store_true",
                     help="recompute the summaries and peers.md from --out's peers.json (no measuring)")
     args = ap.parse_args(argv)
@@ -193,6 +205,8 @@ def main(argv=None) -> int:
         doc = json.loads((out / "peers.json").read_text())
         for res in doc["results"]:
             res["summary"] = summarize(res["rows"])
+        if args.conditions:
+            doc["conditions"] = args.conditions
         write_json(out / "peers.json", doc)
     else:
         peers = [p for p in args.peers.split(",") if p]
@@ -203,13 +217,15 @@ def main(argv=None) -> int:
             # written after every model: a model that breaks late in a 40-minute run keeps the ones before it
             doc = {"date": datetime.date.today().isoformat(), "machine": machine, "cpu_flags": machine.get("isa"),
                    "versions": versions(), "size": args.size,
-                   "command": " ".join(["bench/peers.py", *(argv or sys.argv[1:])]), "results": results}
+                   "command": " ".join(["bench/peers.py", *(argv or sys.argv[1:])]), "results": results,
+                   **({"conditions": args.conditions} if args.conditions else {})}
             write_json(out / "peers.json", doc)
     machine, results = doc["machine"], doc["results"]
     lines = [f"# Toolkit vs hand-glued peers ({doc['size']}x{doc['size']}, 1 thread, batch 1, one interleaved run per model)",
              "", f"- machine: {machine['cpu']} ({machine['cores']} cores); CPU flags: {', '.join(machine.get('isa') or [])}",
              f"- date: {doc['date']}", "- versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()),
              f"- reproduce: `.venv/bin/python {doc.get('command') or 'bench/peers.py'}`",
+             f"- load: {_load_line(results)}" + (f"; {doc['conditions']}" if doc.get("conditions") else ""),
              "- verdicts pair the two files round by round (the median of per-round time ratios, 95% bootstrap "
              "interval over rounds): a step in the machine's speed moves both", ""]
     for res in results:
