@@ -263,7 +263,7 @@ def _result(args, argv, t_start: float, trained: dict, rows: list, stress: list,
         "seconds": round(time.perf_counter() - t_start),
         # written after every model: a run stopped part-way leaves the models it finished, marked incomplete
         "complete": done,
-        "machine": {"cpu": m["cpu"], "cores": m["cores"], "platform": m["system"], "python": m["python"],
+        "machine": {"cpu": m["cpu"], "cores": m["cores"], "isa": m.get("isa"), "platform": m["system"], "python": m["python"],
                     "cpu_affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None},
         "run_notes": args.note,
         "versions": versions(),
@@ -355,7 +355,8 @@ def render_md(result: dict) -> str:
     pinned = f", pinned to CPU {','.join(map(str, m['cpu_affinity']))}" if m.get("cpu_affinity") and \
         len(m["cpu_affinity"]) < m["cores"] else ""
     lines = [f"# Quantization accuracy on digits ({result['date']})", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores{pinned}.  ",
+             f"Machine: {m['cpu']}, {m['cores']} cores{pinned}"
+             + (f"; ISA: {', '.join(m['isa'])}" if m.get("isa") else "") + ".  ",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()) + ".  ",
              f"Data: {result['data']}. Every file exported by the toolkit (`se.export`, as `edge export`) and "
              f"evaluated by `se.evaluate`. Latency: {result.get('latency', 'batch 1, 1 thread, median')}.  ",
