@@ -173,9 +173,14 @@ def test_openvino_int8_gated_by_parity(tmp_path, monkeypatch):
                   out=tmp_path, quiet=True, int8_policy="all").path
     ok = bench(artifact=path, engine="openvino", runs=3, quiet=True)[0]
     assert ok["engine"] == "openvino" and ok["inference_precision"] == "f32"
-    # OpenVINO agrees with onnxruntime on this u8-weight file's check inputs (its calibration images;
-    # measured cosine 1.0000 on three fresh exports), so it is timed
-    assert ok.get("output") != "wrong" and ok["latency_ms"]["p50"] > 0, ok.get("error")
+    # Whether OpenVINO agrees with onnxruntime on this untrained u8-weight file depends on the CPU: cosine
+    # 1.0000 on three fresh exports on this AVX2 host, -0.06 on the CI machine. Either way the record must
+    # follow the check: timed when it passed, listed as wrong and untimed when it did not.
+    assert ok["parity"]["reference"] == "onnxruntime"
+    if ok["parity"]["cosine"] >= parity.PASS_COSINE["int8"]:
+        assert ok["parity"]["passed"] and ok.get("output") != "wrong" and ok["latency_ms"]["p50"] > 0
+    else:
+        assert ok["output"] == "wrong" and ok["latency_ms"]["p50"] is None and not ok["parity"]["passed"]
     monkeypatch.setitem(parity.PASS_COSINE, "int8", 1.01)  # no output can pass: the gate must stop the timing
     wrong = bench(artifact=path, engine="openvino", runs=3, quiet=True)[0]
     assert wrong["output"] == "wrong" and wrong["latency_ms"]["p50"] is None

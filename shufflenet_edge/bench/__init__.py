@@ -298,7 +298,11 @@ def run_bench(opts: BenchOptions) -> list[dict]:
             print(f"measuring until the median's 95% CI is within +-{TARGET_CI:.0%}, at most {spec.max_seconds:g} s "
                   "per file (--max-seconds; --runs N for a fixed count)", file=sys.stderr)
         gate = _quantized_gate(spec, facts, meta)
-        records = tgt.run(spec) if gate is None or gate["passed"] else _wrong_records(spec, facts, gate)
+        if gate is None or gate["passed"]:
+            # a passed check stays on the record: which engine it was checked against, and how close
+            records = [r if gate is None else {**r, "parity": gate} for r in tgt.run(spec)]
+        else:
+            records = _wrong_records(spec, facts, gate)
     finally:
         tgt.close()
     records = [complete_record(r, facts, target=tgt.name, emulated=tgt.emulated) for r in records]
