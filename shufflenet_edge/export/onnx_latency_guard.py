@@ -13,12 +13,11 @@ and why (``int8_policy.latency_check``). ``--int8-policy all`` never does this.
 from __future__ import annotations
 
 import shutil
-import time
 
 import numpy as np
 
 BUDGET_S = 3.0  # timing both files at most about this long
-MIN_RUNS, MAX_RUNS, ROUNDS = 20, 300, 10
+ROUNDS = 10  # at least: the verdict is a median over per-round ratios
 
 
 def decide(int8_round_ms, fp32_round_ms) -> dict:
@@ -40,15 +39,10 @@ def measure(int8_path, fp32_path, x: np.ndarray) -> dict:
 
     engines = [OnnxRuntimeEngine(str(p), threads=1, metadata={}) for p in (int8_path, fp32_path)]
     cases = [(e.invoke, e.prepare(x)) for e in engines]
-    t0 = time.perf_counter()
-    for invoke, native in cases:  # first calls allocate; one more each sizes the run
-        invoke(native)
-        invoke(native)
-    per_pair = max(1e-5, (time.perf_counter() - t0) / 2)
-    runs = int(min(MAX_RUNS, max(MIN_RUNS, BUDGET_S / per_pair)))
-    timed = time_cases(cases, runs=runs, warmup=2, rounds=ROUNDS)
+    # the timing loop's own stopping rule (as `edge bench`): rounds until both medians are tight, at most BUDGET_S
+    timed = time_cases(cases, runs=None, warmup=2, rounds=ROUNDS, max_seconds=BUDGET_S, threads=[1, 1])
     out = decide(timed[0]["rounds"]["p50_ms"], timed[1]["rounds"]["p50_ms"])
-    out.update(runs=runs, rounds=ROUNDS, engine="onnxruntime, 1 thread")
+    out.update(runs=timed[0]["runs"], rounds=len(timed[0]["rounds"]["p50_ms"]), engine="onnxruntime, 1 thread")
     return out
 
 
