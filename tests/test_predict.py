@@ -83,6 +83,30 @@ def test_fusion_detection_on_a_synthetic_engine():
     assert ["conv1x1", "relu"] in calls and ["conv1x1"] in calls and ["relu"] in calls  # alone and together
 
 
+def test_a_timing_backend_measures_a_pair_in_one_interleaved_run():
+    """A back-end with ``together`` (the host's timing) gets a pair's three chains in one call, so a
+    speed step between separate runs cannot pose as a saving: here each separate call would run at
+    another speed (the saving would come out 0.4), while the joint call sees the true one (1.0)."""
+    own = {"conv1x1": 1.0, "relu": 0.2}
+    speeds = iter([1.0, 2.0, 1.0])
+
+    class Backend:
+        joint = []
+
+        def __call__(self, specs):  # one at a time: each at the speed of its moment
+            return {"cost": next(speeds) * sum(own[s["kind"]] for s in specs), "stability": {}}
+
+        def together(self, chains):
+            self.joint.append([[s["kind"] for s in c] for c in chains])
+            fused = lambda kinds: sum(own[k] for k in kinds) - (own["relu"] if kinds == ["conv1x1", "relu"] else 0)
+            return [{"cost": 3.0 * fused([s["kind"] for s in c]), "stability": {}} for c in chains]
+
+    backend = Backend()
+    rule = fusion.detect([(_spec("conv1x1"), _spec("relu"), 1)], backend)[0]
+    assert backend.joint == [[["conv1x1"], ["relu"], ["conv1x1", "relu"]]]
+    assert rule["fused"] and rule["saving"] == pytest.approx(1.0)
+
+
 def test_a_fused_kernel_takes_its_next_op_by_its_own_rule_only():
     """A fake engine like ONNX Runtime's CPU FusedConv: Conv+Add share work, and a ReLU after that
     pair is free, though an Add and a ReLU alone do not fuse. The chain rule (conv1x1+add, relu)

@@ -65,21 +65,39 @@ class HostOnnxRuntime:
 
     def time(self, built, max_seconds: float | None = None, bound: bool = True) -> dict:
         """Export and time one module: ``raw`` ms per run, ``cost`` = raw less the fixed cost of its mode."""
-        module, shapes = built
-        self.n += 1
-        path = export_onnx(module, shapes, self.workdir / f"m{self.n}.onnx")
+        return self.time_together([built], max_seconds=max_seconds, bound=bound)[0]
+
+    def time_together(self, builts: list, max_seconds: float | None = None, bound: bool = True) -> list[dict]:
+        """Several modules timed in one interleaved run (``time_cases``' shuffled rounds): a step in the
+        VM's speed moves all of them alike, so differences between them (a fusion saving) hold."""
+        paths, engines = [], []
         try:
-            eng = MicroSession(path, threads=self.threads, metadata={})
-            feeds = eng.feeds(self.n)
-            case = eng.bound(feeds) if bound else eng.plain(feeds)
-            res = time_cases([case], runs=None, warmup=2, max_seconds=max_seconds or self.max_seconds,
-                             threads=[self.threads])[0]
-            eng.close()
+            for module, shapes in builts:
+                self.n += 1
+                paths.append(export_onnx(module, shapes, self.workdir / f"m{self.n}.onnx"))
+                engines.append(MicroSession(paths[-1], threads=self.threads, metadata={}))
+            cases = []
+            for i, eng in enumerate(engines):
+                feeds = eng.feeds(self.n + i)
+                cases.append(eng.bound(feeds) if bound else eng.plain(feeds))
+            seconds = (max_seconds or self.max_seconds) * len(cases)
+            timed = time_cases(cases, runs=None, warmup=2, max_seconds=seconds, threads=[self.threads] * len(cases))
         finally:
-            path.unlink(missing_ok=True)
-        raw = float(res["latency_ms"]["p50"])
-        return {"cost": raw - (self.bound_overhead_ms if bound else self.overhead_ms), "raw": raw, "runs": res["runs"],
-                "stability": {k: res["stability"].get(k) for k in STABILITY_KEYS}}
+            for eng in engines:
+                eng.close()
+            for path in paths:
+                path.unlink(missing_ok=True)
+        fixed = self.bound_overhead_ms if bound else self.overhead_ms
+        out = []
+        for res in timed:
+            raw = float(res["latency_ms"]["p50"])
+            out.append({"cost": raw - fixed, "raw": raw, "runs": res["runs"],
+                        "stability": {k: res["stability"].get(k) for k in STABILITY_KEYS}})
+        return out
+
+    def together(self, spec_lists: list[list[dict]]) -> list[dict]:
+        """``measure`` of several chains in one interleaved run (what ``fusion.detect`` compares)."""
+        return self.time_together([micro.build(specs) for specs in spec_lists])
 
     @property
     def fixed_cost(self) -> float:

@@ -212,3 +212,10 @@ class _tolerant:
 
     def model(self, module, shape):
         return self._guard({"composite": list(shape)}, lambda: self.meas.model(module, shape))
+
+    @property
+    def together(self):
+        """The back-end's interleaved ``together(chains)`` (timing back-ends only), guarded the same way."""
+        if not hasattr(self.meas, "together"):
+            return None
+        return lambda lists: self._guard(lists, lambda: self.meas.together(lists))
