@@ -72,6 +72,43 @@ def test_cli_ncnn_int8_refusal(edge_cli, tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "exports").exists()
 
 
+def test_padded_max_pool_after_relu_becomes_a_zero_pad():
+    """TFLite int8's rewrite: the stem's padded max-pool (after a ReLU) as a zero pad + unpadded
+    max-pool, the same output to the bit; a max-pool not fed by a ReLU keeps its -inf padding."""
+    from torch import nn
+
+    from shufflenet_edge.export.xnnpack_rewrite import aten, zero_pad_max_pools
+    from shufflenet_edge.models import create_model
+
+    model = create_model("v1_g3", num_classes=10, input_size=64).eval()  # 64 px: the Tiny stem keeps its max-pool
+    x = torch.randn(1, 3, 64, 64)
+    gm = torch.export.export(model, (x,)).module()
+    assert zero_pad_max_pools(gm) == 1
+    (pool,) = [n for n in gm.graph.nodes if n.target == aten.max_pool2d.default]
+    assert list(pool.args[3]) == [0, 0] and pool.args[0].target == aten.pad.default
+    with torch.no_grad():
+        assert torch.equal(model(x), gm(x))
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(3, 2, 1)).eval()  # negative inputs: a zero border would win
+    gm = torch.export.export(plain, (x,)).module()
+    assert zero_pad_max_pools(gm) == 0
+
+
+@pytest.mark.slow
+def test_tflite_int8_has_no_padv2(tmp_path):
+    """The int8 TFLite file of a model with the max-pool stem holds a PAD (which XNNPACK runs in int8)
+    where PyTorch's -inf padding would be a PADV2 (which it does not), says so, and passes parity."""
+    import json
+
+    from shufflenet_edge.quant.tflite_layers import _ops
+
+    r = export(model="v2_0.5x", format="tflite", precision="int8", input_size=64, num_classes=10, calib_size=8,
+               out=tmp_path, quiet=True)
+    ops = [o["op"] for o in _ops(r.path)[0]]
+    assert "PADV2" not in ops and ops.count("PAD") >= 2 and "MAX_POOL_2D" in ops  # the stem conv's pad and the pool's
+    side = json.loads(r.path.with_name(r.path.name + ".json").read_text())
+    assert side["rewrites"] == {"max_pool_zero_pad": 1} and r.parity["passed"]
+
+
 @pytest.mark.parametrize("name", ["v1_g3", "v2_0.5x"])
 def test_xnnpack_rewrites_are_equivalent(name):
     """The export-time rewrites remove every op XNNPACK declines and change no output."""

@@ -83,6 +83,26 @@ def test_fusion_detection_on_a_synthetic_engine():
     assert ["conv1x1", "relu"] in calls and ["conv1x1"] in calls and ["relu"] in calls  # alone and together
 
 
+def test_host_draws_keep_nchwc_blocks_and_fit_each_layout_apart():
+    """ONNX Runtime runs a conv or pool with whole blocks of 8 channels in NCHWc, another count in NCHW:
+    the host plan's draws near an aligned seed stay aligned, and timed points get a law per layout."""
+    from shufflenet_edge.predict import fit
+    from shufflenet_edge.predict.kernels import blocked
+
+    dw = _spec("dwconv", 64, k=3, stride=1, pad=1, groups=64)
+    odd = _spec("dwconv", 58, k=3, stride=1, pad=1, groups=58)
+    assert blocked(dw) and not blocked(odd) and not blocked(_spec("gconv1x1", 240, groups=3))
+    assert blocked({**_spec("conv", 3, k=3, stride=2, pad=1), "cout": 24})  # a stem's 3 image channels
+    rng = sampling.rng_for(0)
+    host = sampling.PLANS["host"]
+    assert all(s["cin"] % 8 == 0 and s["groups"] == s["cin"] for s in
+               (sampling.draw("dwconv", {"dwconv": [dw]}, rng, host) for _ in range(20)))
+    assert all(s["cout"] % 8 == 0 for s in sampling.neighbours(_spec("conv1x1", 64, k=1), rng, 10, host))
+    assert fit.regime(dw) == "nchwc" and fit.regime(odd) == "nchw" and fit.regime(_spec("relu")) is None
+    assert fit.regime(dw, "instructions") == "k3_s1"  # counts keep their (kernel, stride) regimes
+    assert fit.features(dw)[-1] == 1 and fit.features(odd)[-1] == 0
+
+
 def test_a_timing_backend_measures_a_pair_in_one_interleaved_run():
     """A back-end with ``together`` (the host's timing) gets a pair's three chains in one call, so a
     speed step between separate runs cannot pose as a saving: here each separate call would run at

@@ -95,7 +95,9 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("tflite", (".tflite",), "tflite_export", {
         "fp32": Recipe("float32"),
         "fp16": Recipe("float16 weights, float32 compute (weight-only)"),
-        "int8": Recipe("full integer: int8 per-channel weights, int8 activations and int8 input/output tensors"),
+        # version 2: a padded max-pool after a ReLU is written as a zero pad + max-pool (xnnpack_rewrite)
+        "int8": Recipe("full integer: int8 per-channel weights, int8 activations and int8 input/output tensors; "
+                       "a padded max-pool after a ReLU as zero pad + max-pool (XNNPACK takes it)", version=2),
         "dynamic": Recipe("dynamic range: int8 weights, float32 activations"),
     }, "litert-torch; PT2E int8; ai-edge-quantizer fp16/dynamic",
         packages=("torch", "torchao", "litert-torch", "ai-edge-quantizer", "ai-edge-litert"),

@@ -14,14 +14,18 @@ FP16_RECIPE = [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting
                               "compute_precision": "FLOAT", "explicit_dequantize": True}}]
 
 
-def _int8(job) -> None:
+def _int8(job) -> int:
+    """Writes the int8 file; returns how many padded max-pools were rewritten (xnnpack_rewrite)."""
     import litert_torch
     import torch
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import quantize_pt2e
 
+    from .xnnpack_rewrite import zero_pad_max_pools
+
     graph = torch.export.export(job.model, (job.sample,)).module()
+    rewritten = zero_pad_max_pools(graph)
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
         pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=job.granularity == "channel"))
     graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
@@ -30,6 +34,7 @@ def _int8(job) -> None:
             graph(torch.from_numpy(job.calib[i:i + 1]))
     graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
     litert_torch.convert(graph, (job.sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer)).export(str(job.path))
+    return rewritten
 
 
 def input_quantization(path) -> dict | None:
@@ -49,8 +54,10 @@ def convert(job) -> dict:
 
     info = {"converter": "litert-torch"}
     if job.precision == "int8":
-        _int8(job)
+        pools = _int8(job)
         info["converter"] += f" PT2E (symmetric per-{job.granularity} int8)"
+        if pools:
+            info["rewrites"] = {"max_pool_zero_pad": pools}
     else:
         fp32 = Path(job.path) if job.precision == "fp32" else Path(job.path).with_name(Path(job.path).stem + ".fp32.tflite")
         litert_torch.convert(job.model, (job.sample,)).export(str(fp32))

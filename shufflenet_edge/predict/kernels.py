@@ -63,6 +63,25 @@ class Op:
         return asdict(self)
 
 
+# ONNX Runtime's x86 kernels run a dense or depthwise conv, and a pool, in their blocked NCHWc layout
+# only when its channels are whole blocks of 8 floats (the AVX2 block; AVX-512's 16 is a multiple), and a
+# plain NCHW kernel otherwise: in the first host profile a depthwise conv with channels a multiple of 8
+# did 4.4 M MACs per ms, with any other count 1.1 (median of 24 and 219 points). The zoo's channel
+# counts are mostly multiples of 8, the fit's random draws mostly not.
+NCHWC_BLOCK = 8
+BLOCKED_KINDS = ("conv1x1", "dwconv", "conv", "maxpool", "avgpool")
+
+
+def blocked(spec: dict, block: int = NCHWC_BLOCK) -> bool:
+    """Whether ``spec``'s channels are whole NCHWc blocks (a stem's 3 image channels count as one)."""
+    kind, cin, cout = spec["kind"], int(spec["cin"]), int(spec["cout"])
+    if kind not in BLOCKED_KINDS:
+        return False
+    if kind in ("dwconv", "maxpool", "avgpool"):
+        return cin % block == 0
+    return cout % block == 0 and (cin % block == 0 or (kind == "conv" and cin < block))
+
+
 def out_hw(spec: dict) -> tuple[int, int]:
     """Output map of a spec (convs and pools: the usual floor formula; global pool and fc: 1x1)."""
     kind, h, w = spec["kind"], int(spec["h"]), int(spec["w"])
