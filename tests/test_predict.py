@@ -360,9 +360,10 @@ def test_fit_then_predict_smoke(edge_cli, tmp_path):
     assert r.returncode == 0, r.stderr
     path = tmp_path / "host_onnxruntime_fp32_t1.json"
     prof = P.load(path)
-    assert prof["machine"]["cpu"] and prof["engine"]["version"] and prof["elapsed_s"] <= 0.6 * 60 + 5
+    assert prof["machine"]["cpu"] and prof["engine"]["version"]
+    assert prof["elapsed_s"] <= 0.6 * 60 + 5, r.stderr
     pts = [p for k in prof["kernels"].values() for p in k["points"]]
-    assert len(pts) >= 6 and all(p["stability"]["verdict"] in ("stable", "noisy") for p in pts)
+    assert len(pts) >= 6 and all(p["stability"]["verdict"] in ("stable", "noisy") for p in pts), r.stderr
     assert prof["overhead"]["cost"] > 0 and prof["proxies"]["fitted_on"]
     assert prof["noisy"]["points"] == len(pts) + len(prof["composites"])  # a busy machine is said, not hidden
     r = edge_cli("predict", "--model", "v2_0.5x", "--device-profile", path, "--json")
