@@ -106,6 +106,8 @@ def _measure(ref: dict, fmt: str, precision: str, label: str, out: Path, setting
     if x.metadata.get("kept_fp32") is not None:  # ONNX int8: which layers stayed float, and why
         row["kept_fp32"] = x.metadata["kept_fp32"]
         row["int8_policy"] = (x.metadata.get("int8_policy") or {}).get("policy")
+        if (x.metadata.get("quantization") or {}).get("applied") is False:  # the latency check kept it all float
+            row["all_float"] = True
     if x.metadata.get("keep_fp32_auto"):
         row["keep_fp32_auto"] = {k: x.metadata["keep_fp32_auto"][k] for k in
                                  ("drop_pts", "max_drop_pts", "int8_top1_plain", "kept_fp32")}
@@ -126,6 +128,10 @@ def _cases(fmt: str, precisions, mixed: bool, model: str):
     ``mixed`` the accuracy-bounded mixed-precision file (``--keep-fp32 auto --max-drop 1.0 --data digits``)."""
     for precision in precisions:
         yield precision, precision, {}
+        if fmt == "onnx" and precision == "int8":
+            # the default (fast) policy keeps a model all float where int8 is slower on this CPU (every
+            # ShuffleNet v1 on an AVX2 host): its accuracy is then fp32's, so every layer int8 is shown too
+            yield precision, "int8 all", {"int8_policy": "all", "name": f"{model}_int8_all"}
         if mixed and fmt == "onnx" and precision == "int8":
             yield precision, "int8 mixed", {"keep_fp32": "auto", "max_drop": TARGET_PTS["int8"], "data": "digits",
                                             "name": f"{model}_int8_mixed"}
@@ -178,13 +184,14 @@ def _stress_rows(ref: dict, args, out: Path, main: list[dict]) -> list[dict]:
         for calib_size in args.stress_calib_sizes:
             for granularity in args.stress_granularities:
                 setting = {"calib_size": calib_size, "granularity": granularity}
-                same = [r for r in main if r["format"] == fmt and r["precision"] == "int8"]
+                same = [r for r in main if r["format"] == fmt and r["precision"] == ("int8 all" if fmt == "onnx" else "int8")]
                 if same and calib_size == args.calib_size and granularity == WEIGHT_GRANULARITIES[0]:
                     rows.append({**same[0], **setting, "reused": "main table"})
                     continue
                 name = f"{ref['model']}_int8_calib{calib_size}_{granularity}"
+                policy = {"int8_policy": "all"} if fmt == "onnx" else {}  # accuracy under stress, not the latency check
                 rows.append(_measure(ref, fmt, "int8", "int8", out, setting, calib_size=calib_size,
-                                     weight_granularity=granularity, name=name)[0])
+                                     weight_granularity=granularity, name=name, **policy)[0])
     return rows
 
 
@@ -294,8 +301,17 @@ def _merge(result: dict, part: dict, name: str) -> None:
     result.setdefault("parts", [{k: result.get(k) for k in ("command", "date", "seconds", "complete")}])
     result["parts"].append({k: part.get(k) for k in ("command", "date", "seconds", "complete")})
     result["training"] += [t for t in part["training"] if t["model"] in new]
-    result["rows"] += [r for r in part["rows"] if r["model"] in new]
-    result["stress"]["rows"] += [r for r in part["stress"]["rows"] if r["model"] in new]
+    # rows of a (model, format) this result lacks: a model's other format from a run with the same checkpoints
+    pairs = {(r["model"], r["format"]) for r in result["rows"]}
+    result["rows"] += [r for r in part["rows"] if (r["model"], r["format"]) not in pairs]
+    spairs = {(r["model"], r["format"]) for r in result["stress"]["rows"]}
+    result["stress"]["rows"] += [r for r in part["stress"]["rows"] if (r["model"], r["format"]) not in spairs]
+    for key in ("rows",):  # a model's rows together again, formats in the order the tables use
+        models = list(dict.fromkeys(r["model"] for r in result[key]))
+        formats = ["torch", *FORMATS]
+        result[key].sort(key=lambda r: (models.index(r["model"]), formats.index(r["format"])))
+    smodels = list(dict.fromkeys(r["model"] for r in result["stress"]["rows"]))
+    result["stress"]["rows"].sort(key=lambda r: (smodels.index(r["model"]), ["torch", *FORMATS].index(r["format"])))
     result["complete"] = all(p.get("complete") for p in result["parts"])
 
 
@@ -382,7 +398,8 @@ def render_md(result: dict) -> str:
             continue
         target = "" if "target_pts" not in r else (f"<= {r['target_pts']}: " + ("met" if r["meets_target"] else "**missed**"))
         lat = r.get("latency") or {}
-        cells = [r["model"], r["format"], r["precision"], f"{r['top1'] * 100:.2f}", f"{r['delta_pts']:+.2f}", target,
+        label = r["precision"] + (" (kept all float: int8 was slower here)" if r.get("all_float") else "")
+        cells = [r["model"], r["format"], label, f"{r['top1'] * 100:.2f}", f"{r['delta_pts']:+.2f}", target,
                  f"{r['size_bytes'] / 1e3:.0f}"]
         if timed:
             cells += ["-" if not lat else f"{lat['p50_ms']:.3f}", lat.get("verdict") or "-"]

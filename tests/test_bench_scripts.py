@@ -90,6 +90,7 @@ def test_quant_accuracy_one_file(tmp_path):
     ref, stressed = doc["stress"]["rows"]
     assert ref["format"] == "torch" and doc["complete"]
     assert (stressed["calib_size"], stressed["granularity"], stressed["precision"]) == (8, "tensor", "int8")
+    assert stressed["int8_policy"] == "all" and not stressed.get("all_float")  # stress measures int8, every layer
     assert "error" not in stressed and stressed["delta_pts"] == pytest.approx((stressed["top1"] - ref["top1"]) * 100,
                                                                               abs=0.01)
     md = (tmp_path / "r" / "quant_accuracy.md").read_text()
