@@ -304,6 +304,10 @@ def _merge(result: dict, part: dict, name: str) -> None:
     # rows of a (model, format) this result lacks: a model's other format from a run with the same checkpoints
     pairs = {(r["model"], r["format"]) for r in result["rows"]}
     result["rows"] += [r for r in part["rows"] if (r["model"], r["format"]) not in pairs]
+    for holder in (result, result["stress"]):  # the formats both runs covered
+        if "formats" in holder:
+            other = part if holder is result else part["stress"]
+            holder["formats"] = list(dict.fromkeys([*holder["formats"], *other.get("formats", [])]))
     spairs = {(r["model"], r["format"]) for r in result["stress"]["rows"]}
     result["stress"]["rows"] += [r for r in part["stress"]["rows"] if (r["model"], r["format"]) not in spairs]
     for key in ("rows",):  # a model's rows together again, formats in the order the tables use
