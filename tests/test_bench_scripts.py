@@ -111,3 +111,14 @@ def test_int8_layers_small_input(tmp_path):
     forms = {r["form"] for r in doc["rows"]}
     assert "fp32" in forms and len(forms) >= 4 and doc["machine"]["isa"]
     assert all(r["ratio_to_fp32"] > 0 for r in doc["rows"])
+
+
+@pytest.mark.slow
+def test_tflite_int8_rewrite_small_input(tmp_path):
+    """64 px keeps the max-pool stem: the rewrite's before/after files are made and timed (no qemu here)."""
+    _script("tflite_int8_rewrite.py", "--models", "v2_0.5x", "--input-size", "64", "--runs", "3", "--out",
+            tmp_path / "r", tmp_path=tmp_path)
+    doc = json.loads((tmp_path / "r" / "tflite_int8_rewrite.json").read_text())
+    (row,) = doc["rows"]
+    assert row["model"] == "v2_0.5x" and set(row["p50_ms"]) == {"fp32", "int8 before", "int8 after"}
+    assert row["after_over_before"] > 0 and doc["machine"]["isa"] and "arm_instructions" not in row
