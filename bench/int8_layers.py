@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -272,7 +273,7 @@ def main() -> int:
     from shufflenet_edge.bench.report import versions
 
     meta = {"cpu": cpu_model(), "isa": isa_features(), "onnxruntime": onnxruntime.__version__, "threads": 1,
-            "command": "python bench/int8_layers.py " + " ".join(sys.argv[1:]), "conditions": args.conditions,
+            "command": "python bench/int8_layers.py " + shlex.join(sys.argv[1:]), "conditions": args.conditions,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "runs": args.runs}
     if args.tflite:
         meta["ai-edge-litert"] = versions().get("ai-edge-litert")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import datetime
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -217,7 +218,7 @@ def main(argv=None) -> int:
             # written after every model: a model that breaks late in a 40-minute run keeps the ones before it
             doc = {"date": datetime.date.today().isoformat(), "machine": machine, "cpu_flags": machine.get("isa"),
                    "versions": versions(), "size": args.size,
-                   "command": " ".join(["bench/peers.py", *(argv or sys.argv[1:])]), "results": results,
+                   "command": shlex.join(map(str, ["bench/peers.py", *(argv or sys.argv[1:])])), "results": results,
                    **({"conditions": args.conditions} if args.conditions else {})}
             write_json(out / "peers.json", doc)
     machine, results = doc["machine"], doc["results"]

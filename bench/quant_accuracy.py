@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import multiprocessing
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -128,11 +129,12 @@ def _cases(fmt: str, precisions, mixed: bool, model: str):
     ``mixed`` the accuracy-bounded mixed-precision file (``--keep-fp32 auto --max-drop 1.0 --data digits``)."""
     for precision in precisions:
         yield precision, precision, {}
-        if fmt == "onnx" and precision == "int8":
-            # the default (fast) policy keeps a model all float where int8 is slower on this CPU (every
-            # ShuffleNet v1 on an AVX2 host): its accuracy is then fp32's, so every layer int8 is shown too
-            yield precision, "int8 all", {"int8_policy": "all", "name": f"{model}_int8_all"}
-        if mixed and fmt == "onnx" and precision == "int8":
+        if fmt != "onnx" or precision != "int8":
+            continue
+        # the default (fast) policy keeps a model all float where int8 is slower on this CPU (every
+        # ShuffleNet v1 on an AVX2 host): its accuracy is then fp32's, so every layer int8 is shown too
+        yield precision, "int8 all", {"int8_policy": "all", "name": f"{model}_int8_all"}
+        if mixed:
             yield precision, "int8 mixed", {"keep_fp32": "auto", "max_drop": TARGET_PTS["int8"], "data": "digits",
                                             "name": f"{model}_int8_mixed"}
 
@@ -266,7 +268,7 @@ def _result(args, argv, t_start: float, trained: dict, rows: list, stress: list,
     result = {
         "benchmark": "quant_accuracy",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python bench/quant_accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python bench/quant_accuracy.py " + shlex.join(map(str, sys.argv[1:] if argv is None else argv)),
         "seconds": round(time.perf_counter() - t_start),
         # written after every model: a run stopped part-way leaves the models it finished, marked incomplete
         "complete": done,
@@ -310,12 +312,9 @@ def _merge(result: dict, part: dict, name: str) -> None:
             holder["formats"] = list(dict.fromkeys([*holder["formats"], *other.get("formats", [])]))
     spairs = {(r["model"], r["format"]) for r in result["stress"]["rows"]}
     result["stress"]["rows"] += [r for r in part["stress"]["rows"] if (r["model"], r["format"]) not in spairs]
-    for key in ("rows",):  # a model's rows together again, formats in the order the tables use
-        models = list(dict.fromkeys(r["model"] for r in result[key]))
-        formats = ["torch", *FORMATS]
-        result[key].sort(key=lambda r: (models.index(r["model"]), formats.index(r["format"])))
-    smodels = list(dict.fromkeys(r["model"] for r in result["stress"]["rows"]))
-    result["stress"]["rows"].sort(key=lambda r: (smodels.index(r["model"]), ["torch", *FORMATS].index(r["format"])))
+    for rows in (result["rows"], result["stress"]["rows"]):  # a model's rows together, formats in table order
+        models = list(dict.fromkeys(r["model"] for r in rows))
+        rows.sort(key=lambda r: (models.index(r["model"]), ["torch", *FORMATS].index(r["format"])))
     result["complete"] = all(p.get("complete") for p in result["parts"])
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -59,7 +60,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = ap.parse_args()
     meta = {**machine_info(), "versions": versions(), "runs": args.runs, "input_size": args.input_size,
-            "command": "python bench/tflite_int8_rewrite.py " + " ".join(sys.argv[1:]), "conditions": args.conditions,
+            "command": "python bench/tflite_int8_rewrite.py " + shlex.join(sys.argv[1:]), "conditions": args.conditions,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     rows = []
     with tempfile.TemporaryDirectory(prefix="tflite_rewrite.") as tmp:
@@ -77,6 +78,7 @@ def main() -> int:
         for m in args.models:
             rounds = {f: timed[(m, f)]["rounds"]["p50_ms"] for f in FORMS}
             row = {"model": m, "p50_ms": {f: timed[(m, f)]["latency_ms"]["p50"] for f in FORMS},
+                   "load_1min": (timed[(m, "fp32")].get("stability") or {}).get("load_1min"),
                    "after_over_before": float(np.median(round_ratios(rounds["int8 after"], rounds["int8 before"]))),
                    "speedup_over_fp32": {f: float(np.median(round_ratios(rounds["fp32"], rounds[f])))
                                          for f in ("int8 before", "int8 after")}}

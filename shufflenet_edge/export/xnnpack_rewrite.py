@@ -124,36 +124,36 @@ def _max_pool_zero_padded(gm, node) -> bool:
     return True
 
 
-def zero_pad_max_pools(gm) -> int:
-    """Rewrite every padded max-pool after a ReLU in ``gm`` (``_max_pool_zero_padded``); returns how many."""
-    done = 0
+def _rewrite(gm, rules: dict) -> dict:
+    """Apply ``rules`` ({name: (targets, rewrite(gm, node, index) -> bool)}) to every call in ``gm`` in
+    place, the first rule that takes a node; returns how many nodes each rule rewrote (those above 0)."""
+    done = dict.fromkeys(rules, 0)
     for node in list(gm.graph.nodes):
-        if node.op == "call_function" and node.target == aten.max_pool2d.default and _max_pool_zero_padded(gm, node):
-            gm.graph.erase_node(node)
-            done += 1
-    if done:
+        if node.op != "call_function":
+            continue
+        for name, (targets, rewrite) in rules.items():
+            if node.target in targets and rewrite(gm, node, done[name]):
+                done[name] += 1
+                if not node.users:
+                    gm.graph.erase_node(node)
+                break
+    if any(done.values()):
         gm.graph.lint()
         gm.recompile()
-    return done
+    return {k: v for k, v in done.items() if v}
+
+
+def zero_pad_max_pools(gm) -> int:
+    """Rewrite every padded max-pool after a ReLU in ``gm`` (``_max_pool_zero_padded``); returns how many."""
+    rules = {"max_pool": ((aten.max_pool2d.default,), lambda g, n, _: _max_pool_zero_padded(g, n))}
+    return _rewrite(gm, rules).get("max_pool", 0)
 
 
 def rewrite_for_xnnpack(gm) -> dict:
     """Rewrite ``gm`` (``torch.export.export(...).module()``) in place; returns what was rewritten."""
-    done = {"avg_pool2d": 0, "split": 0, "mean": 0}
-    for node in list(gm.graph.nodes):
-        if node.op != "call_function":
-            continue
-        if node.target == aten.avg_pool2d.default and _avg_pool_as_dwconv(gm, node, done["avg_pool2d"]):
-            done["avg_pool2d"] += 1
-        elif node.target in (aten.chunk.default, aten.split.Tensor, aten.split_with_sizes.default) \
-                and _split_as_slices(gm, node):
-            done["split"] += 1
-        elif node.target == aten.mean.dim and _mean_keepdim(gm, node):
-            done["mean"] += 1
-        else:
-            continue
-        if not node.users:
-            gm.graph.erase_node(node)
-    gm.graph.lint()
-    gm.recompile()
-    return {k: v for k, v in done.items() if v}
+    return _rewrite(gm, {
+        "avg_pool2d": ((aten.avg_pool2d.default,), _avg_pool_as_dwconv),
+        "split": ((aten.chunk.default, aten.split.Tensor, aten.split_with_sizes.default),
+                  lambda g, n, _: _split_as_slices(g, n)),
+        "mean": ((aten.mean.dim,), lambda g, n, _: _mean_keepdim(g, n)),
+    })

@@ -112,8 +112,8 @@ class KernelModel:
         self.terms = terms(kind, unit)
         y = np.asarray(costs, dtype=np.float64)
         X = _linear_rows(specs, self.terms)
-        # counts: each point weighs by its relative error (exact, so a 7x7 kernel's 30% is no noise and
-        # matters as much as a large map's); times keep the absolute least squares they were fitted with
+        # each point weighs by its relative error (RELATIVE_LSQ): a count is exact, so a 7x7 kernel's 30% is no
+        # noise and matters as much as a large map's; a time's noise scales with the kernel
         Xw, yw = (X / np.maximum(y, self.floor)[:, None], np.ones_like(y)) if RELATIVE_LSQ[unit] else (X, y)
         self.coef = nnls(Xw, yw)[0] if self.n else np.zeros(len(self.terms))
         self.regimes: dict[str, tuple[np.ndarray, int]] = {}  # regime -> (its law, its points)
