@@ -199,7 +199,7 @@ def _wrong_records(spec: RunSpec, facts: Subject, gate: dict) -> list[dict]:
     why = (f"output is wrong: cosine {gate['cosine']:.4f} against {gate['reference']} on the same file "
            f"(the bar is {bar(facts.precision)}); not timed")
     size = Artifact.at(spec.artifact).size_bytes
-    untimed = {"latency_ms": dict.fromkeys(("min", "mean", "p50", "p90", "p99", "std", "cv")), "runs": 0}
+    untimed = {"latency_ms": dict.fromkeys(("min", "mean", "p10", "p50", "p90", "p99", "std", "cv")), "runs": 0}
     return [{**device_record(gate["engine"], "", t, spec.batch, 0, untimed, peak_rss_mb=None, size_bytes=size,
                              device=machine_info()),
              "output": "wrong", "error": why, "parity": gate,

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import statistics
 
-FUSED_MIN_SAVING = 0.5
+from .layout import pair_reorders
+
+FUSED_MIN_SAVING = 0.3
 
 
 def saving(a: float, b: float, ab: float) -> float:
@@ -78,14 +80,16 @@ def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) ->
     return _first_instances_first(seen)
 
 
-def detect(pairs, measure, deadline=None, clock=None) -> list[dict]:
+def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement: float = 0.0) -> list[dict]:
     """Time each pair alone and together with ``measure(list of specs) -> {"cost": net cost}`` (None:
     that chain failed), or, when ``measure`` has ``together(list of chains)``, all three in one
     interleaved run: timed one after another, a speed step of the VM between them read as a saving
     of -81% to +100% for the same pair (the first host profile's conv1x1 -> relu, 0.04 and 0.83);
     one rule per (kind A, kind B) with its saving, verdict and every timing.
     A pair's A may be a list of specs (a fused kernel, from ``candidate_chains``): its rule's first
-    kind is theirs joined by '+', as the kernel it stands for is named."""
+    kind is theirs joined by '+', as the kernel it stands for is named.
+    ``reorder_ms_per_melement`` (the host's measured NCHWc reorder cost): savings are judged net of the
+    reorders a network would not run (``layout.pair_reorders``)."""
     import time
 
     clock = clock or time.perf_counter
@@ -103,10 +107,11 @@ def detect(pairs, measure, deadline=None, clock=None) -> list[dict]:
             ta, tb, tab = measure(a), measure([b]), measure([*a, b])
         if ta is None or tb is None or tab is None:  # failed to export or run: no verdict from this pair
             continue
-        s = saving(ta["cost"], tb["cost"], tab["cost"])
+        layout = pair_reorders(a[0], b, reorder_ms_per_melement)  # a fused kernel runs in its head's layout
+        s = saving(ta["cost"], tb["cost"], tab["cost"] + layout)
         by_rule.setdefault(("+".join(x["kind"] for x in a), b["kind"]), []).append(
             {"a": a[0] if len(a) == 1 else a, "b": b, "cost_a": ta["cost"], "cost_b": tb["cost"],
-             "cost_ab": tab["cost"], "saving": s,
+             "cost_ab": tab["cost"], "saving": s, **({"reorders_ms": layout} if layout else {}),
              "stability": [t.get("stability", {}).get("verdict") for t in (ta, tb, tab)]})
     rules = []
     for (ka, kb), pts in by_rule.items():

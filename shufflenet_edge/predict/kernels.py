@@ -63,23 +63,34 @@ class Op:
         return asdict(self)
 
 
-# ONNX Runtime's x86 kernels run a dense or depthwise conv, and a pool, in their blocked NCHWc layout
-# only when its channels are whole blocks of 8 floats (the AVX2 block; AVX-512's 16 is a multiple), and a
-# plain NCHW kernel otherwise: in the first host profile a depthwise conv with channels a multiple of 8
-# did 4.4 M MACs per ms, with any other count 1.1 (median of 24 and 219 points). The zoo's channel
-# counts are mostly multiples of 8, the fit's random draws mostly not.
+# ONNX Runtime's x86 kernels run a conv or pool in their blocked NCHWc layout (channels in blocks of 8
+# floats, the AVX2 block; AVX-512's 16 is a multiple) or as a plain NCHW kernel, by its channel counts
+# alone: the same in a one-op model as inside a network (read from the optimized graphs of micro-models,
+# onnxruntime 1.32: a 58-channel conv after an NCHWc conv still runs NCHW). A dense conv needs input
+# channels in whole halves of a block (4; its output is padded to the block; a stem's image channels count),
+# a depthwise conv the same of its channels, a grouped conv whole blocks per group on both sides, a pool
+# whole blocks. The speeds differ: a depthwise conv did 4.4 M MACs per ms in NCHWc and 1.1 in NCHW (first
+# host profile, medians of 24 and 219 points). The zoo's channel counts mostly qualify, the fit's random
+# draws mostly do not, so each layout gets its own law.
 NCHWC_BLOCK = 8
-BLOCKED_KINDS = ("conv1x1", "dwconv", "conv", "maxpool", "avgpool")
+NCHWC_HALF = NCHWC_BLOCK // 2
+BLOCKED_KINDS = ("conv1x1", "gconv1x1", "dwconv", "conv", "maxpool", "avgpool")
 
 
 def blocked(spec: dict, block: int = NCHWC_BLOCK) -> bool:
-    """Whether ``spec``'s channels are whole NCHWc blocks (a stem's 3 image channels count as one)."""
+    """Whether ONNX Runtime runs ``spec`` in its NCHWc layout (the rules above)."""
     kind, cin, cout = spec["kind"], int(spec["cin"]), int(spec["cout"])
+    half = block // 2
     if kind not in BLOCKED_KINDS:
         return False
-    if kind in ("dwconv", "maxpool", "avgpool"):
+    if kind in ("maxpool", "avgpool"):
         return cin % block == 0
-    return cout % block == 0 and (cin % block == 0 or (kind == "conv" and cin < block))
+    if kind == "dwconv":
+        return cin % half == 0
+    if kind == "gconv1x1":
+        g = max(1, int(spec.get("groups", 1)))
+        return (cin // g) % block == 0 and (cout // g) % block == 0
+    return cin % half == 0 or (kind == "conv" and cin < half)
 
 
 def out_hw(spec: dict) -> tuple[int, int]:

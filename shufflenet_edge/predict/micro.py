@@ -125,10 +125,6 @@ def composite(rng):
     """(module, input [C, H, W], description) of a random stack of the zoo's units (ShuffleNet v1 and
     v2 units, MobileNet's depthwise-separable block) at a random width and map size: networks the
     FLOPs and MACs+memory laws are fitted on, none of them a zoo model."""
-    from ..models.common import conv_bn
-    from ..models.shufflenet_v1 import ShuffleUnit
-    from ..models.shufflenet_v2 import InvertedResidual
-
     family = str(rng.choice(["v1", "v2", "mobilenet"]))
     side = int(rng.choice([14, 28, 56]))  # small enough that many fit in the budget, large enough to span the zoo
     h, w = side, int(side * float(rng.choice([1.0, 4 / 3])))
@@ -136,18 +132,33 @@ def composite(rng):
     if family == "v1":
         g = int(rng.choice([1, 2, 3, 4, 8]))
         c = 4 * g * int(rng.integers(max(1, 24 // g), max(2, 200 // g)))
-        blocks = [ShuffleUnit(c, c, g, 1, first_group=False) for _ in range(n)]
-        if rng.random() < 0.5:
-            blocks.append(ShuffleUnit(c, 2 * c, g, 2, first_group=False))
     elif family == "v2":
-        g = 2
-        c = 2 * int(rng.integers(12, 300))
-        blocks = [InvertedResidual(c, c, 1) for _ in range(n)]
-        if rng.random() < 0.5:
-            blocks.append(InvertedResidual(c, 2 * c, 2))
+        g, c = 2, 2 * int(rng.integers(12, 300))
     else:
-        g = 1
-        c = int(rng.integers(16, 600))
+        g, c = 1, int(rng.integers(16, 600))
+    down = family != "mobilenet" and bool(rng.random() < 0.5)
+    desc = {"family": family, "channels": c, "groups": g, "blocks": n + int(down), "h": h, "w": w, "downsample": down}
+    module, shape = composite_from(desc)
+    return module, shape, desc
+
+
+def composite_from(desc: dict):
+    """(module, input [C, H, W]) of the composite a description names (``composite``'s): a profile's
+    composites can be rebuilt, and their kernel sums recomputed, when the fusion rules are read anew."""
+    from ..models.common import conv_bn
+    from ..models.shufflenet_v1 import ShuffleUnit
+    from ..models.shufflenet_v2 import InvertedResidual
+
+    family, c, g = desc["family"], int(desc["channels"]), int(desc["groups"])
+    down = bool(desc.get("downsample", False))
+    n = int(desc["blocks"]) - int(down)
+    torch.manual_seed(0)
+    if family == "v1":
+        blocks = [ShuffleUnit(c, c, g, 1, first_group=False) for _ in range(n)]
+        blocks += [ShuffleUnit(c, 2 * c, g, 2, first_group=False)] if down else []
+    elif family == "v2":
+        blocks = [InvertedResidual(c, c, 1) for _ in range(n)]
+        blocks += [InvertedResidual(c, 2 * c, 2)] if down else []
+    else:
         blocks = [nn.Sequential(*conv_bn(c, c, 3, 1, groups=c), *conv_bn(c, c, 1, 1)) for _ in range(n)]
-    net = nn.Sequential(*blocks).eval()
-    return net, (c, h, w), {"family": family, "channels": c, "groups": g, "blocks": len(blocks), "h": h, "w": w}
+    return nn.Sequential(*blocks).eval(), (c, int(desc["h"]), int(desc["w"]))

@@ -11,12 +11,12 @@ import numpy as np
 from ..errors import UsageError
 from . import fusion, profile as profiles, proxies
 from .fit import fit_models
-from .kernels import CONV_KINDS, KERNEL_KINDS, Op, model_ops, totals, trace_ops
+from .kernels import BLOCKED_KINDS, CONV_KINDS, KERNEL_KINDS, Op, blocked, model_ops, totals, trace_ops
 
 
 COMPUTE_KINDS = CONV_KINDS + ("fc",)  # the rest (element-wise, data movement, pooling) is memory-bound
 MIN_COMPOSITES = 5  # composites needed before their calibration is trusted
-SCALE_RANGE = (0.5, 3.0)
+SCALE_RANGE = (0.25, 3.0)
 
 
 def group(kind: str) -> str:
@@ -34,13 +34,48 @@ def calibrate(composites: list[dict]) -> dict:
     pts = [c for c in composites if c.get("kernel_sums")]
     if len(pts) < MIN_COMPOSITES:
         return {"compute": 1.0, "memory": 1.0, "n": len(pts), "fitted": False}
-    A = [[c["kernel_sums"]["compute"], c["kernel_sums"]["memory"]] for c in pts]
-    b = [c["cost"] - c["fixed_cost"] for c in pts]
-    scale = nnls(np.asarray(A, dtype=np.float64), np.asarray(b, dtype=np.float64))[0]
-    # held to [1/2, 3]: beyond that the composites disagree with the kernels for a reason no scale should hide
+    A = np.asarray([[c["kernel_sums"]["compute"], c["kernel_sums"]["memory"]] for c in pts], dtype=np.float64)
+    b = np.asarray([c["cost"] - c["fixed_cost"] for c in pts], dtype=np.float64)
+    # relative errors, as the kernels are fitted: a 0.2 ms network counts as much as a 20 ms one
+    w = 1.0 / np.maximum(b, 1e-9)
+    scale = nnls(A * w[:, None], b * w)[0]
+    # held to [1/4, 3]: beyond that the composites disagree with the kernels for a reason no scale should hide
     lo, hi = SCALE_RANGE
     return {"compute": float(np.clip(scale[0], lo, hi)), "memory": float(np.clip(scale[1], lo, hi)), "n": len(pts),
             "fitted": True}
+
+
+REORDER_CREDIT_CAP = 0.5  # a kernel keeps at least half its one-op cost, whatever reorders it is spared
+
+
+def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement: float) -> list[float]:
+    """ms each kernel does not spend on layout reorders inside a network. A one-op model of an NCHWc
+    op (``kernels.blocked``) pays for reordering its input in and its output out; between two such ops
+    a network reorders nothing. So a kernel whose first op runs NCHWc is spared its input's reorder
+    when that input comes from an NCHWc kernel, and its output's when every consumer is one."""
+    if not ms_per_melement or not kernels:
+        return [0.0] * len(kernels)
+    index = {op.name: i for i, op in enumerate(ops)}
+    where = {name: ki for ki, k in enumerate(kernels) for name in k["ops"]}
+    heads = [ops[index[k["ops"][0]]] for k in kernels]
+    nchwc = [h.kind in BLOCKED_KINDS and blocked(h.spec()) for h in heads]
+    consumers: dict[int, list[tuple[int, bool]]] = {}
+    for j, op in enumerate(ops):
+        for src in op.inputs:
+            if src >= 0 and where[ops[src].name] != where[op.name]:
+                consumers.setdefault(src, []).append((where[op.name], heads[where[op.name]] is op))
+    saved = [0.0] * len(kernels)
+    per = ms_per_melement / 1e6
+    for src, uses in consumers.items():
+        kp = where[ops[src].name]
+        if not nchwc[kp]:
+            continue
+        into = [kc for kc, at_head in uses if at_head and nchwc[kc]]
+        for kc in into:
+            saved[kc] += per * ops[src].out_elems
+        if len(into) == len(uses):
+            saved[kp] += per * ops[src].out_elems
+    return [min(sv, REORDER_CREDIT_CAP * k["cost"]) for sv, k in zip(saved, kernels)]
 
 
 class Predictor:
@@ -52,6 +87,8 @@ class Predictor:
                                                 prof.get("cost_unit", "ms"))
         self.rules = fusion.fused_rules(prof["fusion"])
         self.overhead = float(prof["overhead"]["cost"])
+        # the NCHWc reorder cost the profile measured (``layout``): none in a profile without it
+        self.reorder = float((prof.get("layout") or {}).get("reorder_ms_per_melement") or 0.0)
         cal = prof.get("calibration") or {}
         self.scale = {"compute": float(cal.get("compute", 1.0)), "memory": float(cal.get("memory", 1.0))}
 
@@ -76,6 +113,10 @@ class Predictor:
     def run(self, ops: list[Op]) -> dict:
         costs, notes = self.op_costs(ops)
         kernels = fusion.merge(ops, costs, self.rules)
+        for k, saved in zip(kernels, reorders_saved(ops, kernels, self.reorder)):
+            if saved:
+                k["cost"] -= saved
+                k["reorders_saved"] = saved
         sums = {"compute": 0.0, "memory": 0.0}
         for k in kernels:
             sums[group(k["kind"])] += k["cost"]

@@ -1,7 +1,7 @@
 """``edge predict fit``: build a device profile within a time budget.
 
 Phases, each with its share of the budget (the whole run, set-up included, ends by it):
-fusion rules (``FUSION_SHARE``, then ``CHAIN_SHARE`` for a fused pair and its next op), kernel
+on the host the NCHWc reorder cost (``LAYOUT_SHARE``, ``layout.py``), fusion rules (``FUSION_SHARE``, then ``CHAIN_SHARE`` for a fused pair and its next op), kernel
 points (the rest, less ``COMPOSITE_SHARE``), then composite networks (random stacks of the zoo's
 units, no zoo model) for the two proxy laws and the predictor's calibration
 (``predictor.calibrate``). A phase that runs out of time stops between two measurements.
@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from . import fit, fusion, micro, profile as profiles, proxies, sampling
+from . import fit, fusion, layout, micro, profile as profiles, proxies, sampling
 from .kernels import KERNEL_KINDS, spec_counts, totals, trace_ops
 
+LAYOUT_SHARE = 0.02  # NCHWc reorder cost (``layout.py``): 8 conv pairs, ~15 s of 15 min
 FUSION_SHARE = 0.10
 CHAIN_SHARE = 0.07  # then a fused pair and the op after it (fusion.candidate_chains): ~100 s of 25 chains in 15 min
 COMPOSITE_SHARE = 0.20  # composites feed both proxies and the calibration: a few dozen in 15 minutes
@@ -73,12 +74,19 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
         seeds = sampling.seeds_by_kind([op for ops in seed_lists for op in ops])
         kinds = [k for k in (kinds or KERNEL_KINDS) if k in seeds]
         rng = sampling.rng_for(seed)
-        say(f"fixed cost {show(meas.fixed_cost, unit)} per inference; measuring fusion pairs")
+        reorder = None
+        if unit == "ms" and run.together is not None:  # NCHWc is the x86 runtime's; counts under qemu have none
+            say(f"fixed cost {show(meas.fixed_cost, unit)} per inference; measuring layout reorders")
+            reorder = layout.measure(run.together, deadline=clock() + LAYOUT_SHARE * budget, clock=clock)  # set-up may overrun
+        per = (reorder or {}).get("reorder_ms_per_melement", 0.0)
+        say("measuring fusion pairs")
         pairs = [p for p in fusion.candidate_pairs(seed_lists) if p[0]["kind"] in kinds and p[1]["kind"] in kinds]
-        rules = fusion.detect(pairs, run, deadline=t0 + FUSION_SHARE * budget, clock=clock)
+        rules = fusion.detect(pairs, run, deadline=t0 + (LAYOUT_SHARE + FUSION_SHARE) * budget, clock=clock,
+                              reorder_ms_per_melement=per)
         chains = fusion.candidate_chains(seed_lists, list(fusion.fused_rules(rules)))
         rules += fusion.detect([c for c in chains if c[1]["kind"] in kinds], run,
-                               deadline=t0 + (FUSION_SHARE + CHAIN_SHARE) * budget, clock=clock)
+                               deadline=t0 + (LAYOUT_SHARE + FUSION_SHARE + CHAIN_SHARE) * budget, clock=clock,
+                               reorder_ms_per_melement=per)
         fused = [f"{r['first']}>{r['second']}" for r in rules if r["fused"]]
         say(f"{len(rules)} pair rule(s) measured, fused: {', '.join(fused) or 'none'}; sampling {len(kinds)} kernel kinds")
         last = [clock()]
@@ -99,7 +107,7 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
             "seed_sizes": [list(sz) for sz in plan.sizes], "sampling_box": list(plan.box), "max_macs": plan.max_macs,
             "overhead": meas.overhead_entry(),
             "kernels": {k: {"points": pts} for k, pts in points.items() if pts},
-            "fusion": rules, "versions": versions(), "failures": failures,
+            "fusion": rules, "layout": reorder, "versions": versions(), "failures": failures,
         }
         models, _ = fit.fit_models({k: v["points"] for k, v in prof["kernels"].items()}, unit)
         for kind, entry in prof["kernels"].items():

@@ -1,7 +1,8 @@
 """``edge predict validate``: predict, then measure, a fixed set of models the fit never timed.
 
 Each model is exported through the bench's cache and timed by ``shufflenet_edge.bench.bench``
-(the same record, stability verdict included, as ``edge bench --model``). Reported per predictor
+(the same record, stability verdict included, as ``edge bench --model``), and judged by the same
+statistic as the profile's points, beside the same canary (see ``_Timer``). Reported per predictor
 (the kernel predictor and the profile's two proxy laws, plus a FLOPs law fitted on these very
 measurements, the best any a * MACs^k can do here): the share of models within +-5% and +-10%
 and the RMSPE (root mean square of the relative errors).
@@ -38,6 +39,13 @@ SUMMARIZED = PREDICTORS + ("uncalibrated",)  # what the calibration on composite
 WITHIN_10_GOAL = 0.90
 RMSPE_FACTOR_GOAL = 3.0
 WITHIN_5_GOAL = 0.95
+# Host models are measured as the profile's points are (``timing.undisturbed_ms``: the 10th percentile
+# of the runs, the machine's own speed between the VM's slow spells), with the fit's canary timed just
+# before and after: a slow timing is taken again (``VALIDATE_RETRIES``), the fastest kept. Each
+# row keeps the median too (``measured_p50``), and the summary is also given against it (``summary_p50``).
+# More tries than a profile point gets: a validation row is the judge, and the VM's slow spells can last
+# longer than a model's timing (in one run a third of the rows saw a slow canary in all of three tries).
+VALIDATE_RETRIES = 4
 QEMU_INFERENCES = 2  # counted one by one after a warm-up, the lower kept (a 480x640 zoo model: ~20 s each)
 
 
@@ -54,18 +62,36 @@ class _Timer:
     """Host profiles: each model timed by ``edge bench``'s own path (export cache, timing loop)."""
 
     def __init__(self, prof: dict, max_seconds: float):
+        import tempfile
+
+        from .measure import Canary
+
         self.prof, self.max_seconds = prof, max_seconds
+        self._tmp = tempfile.TemporaryDirectory(prefix="edge-validate-")
+        self.canary = Canary(Path(self._tmp.name), int(prof["threads"]))
 
     def __call__(self, model: str, size) -> tuple[float, dict]:
         from ..bench import bench
+        from ..runtime.timing import undisturbed_ms
+        from .measure import SLOW
 
         p = self.prof
-        (r, *_) = bench(model=model, format=p["format"], precision=p["precision"], input_size=list(size),
-                        threads=(p["threads"],), max_seconds=self.max_seconds, quiet=True)
-        return r["latency_ms"]["p50"], r["stability"]
+        kept, ratios = None, []
+        for _ in range(1 + VALIDATE_RETRIES):
+            before = self.canary.check()
+            (r, *_) = bench(model=model, format=p["format"], precision=p["precision"], input_size=list(size),
+                            threads=(p["threads"],), max_seconds=self.max_seconds, quiet=True)
+            after = self.canary.check()
+            ratios.append([round(before, 3), round(after, 3)])
+            if kept is None or undisturbed_ms(r) < undisturbed_ms(kept):
+                kept = r
+            if max(before, after) <= SLOW:
+                break
+        return undisturbed_ms(kept), {**kept["stability"], "p50_ms": kept["latency_ms"]["p50"], "canary": ratios}
 
     def close(self) -> None:
-        pass
+        self.canary.close()
+        self._tmp.cleanup()
 
 
 class _QemuCounter:
@@ -141,6 +167,7 @@ def validate(profile=None, models=VALIDATION_MODELS, sizes=VALIDATION_SIZES, out
     """Predict and measure (host: time; arm: count under qemu) ``models`` at ``sizes``; write and
     return the result (``validate_<profile>.json`` and ``.png`` in ``out``)."""
     from ..io_utils import write_json
+    from ..runtime.timing import UNDISTURBED_PERCENTILE
     from .predictor import predict
     from .proxies import fit_flops_law, flops_law
 
@@ -167,7 +194,7 @@ def validate(profile=None, models=VALIDATION_MODELS, sizes=VALIDATION_SIZES, out
                     continue
                 row = {"model": m, "input_size": list(size), "macs": pred["macs"], "measured": measured,
                        "stability": stability.get("verdict"), "predicted": pred["predicted"], **pred["proxies"],
-                       "uncalibrated": pred["uncalibrated"],
+                       "uncalibrated": pred["uncalibrated"], "measured_p50": stability.get("p50_ms"),
                        # the whole verdict: its reasons, CI, spread, load and other processes' CPU share
                        "stability_detail": stability}
                 rows.append(row)
@@ -190,6 +217,11 @@ def validate(profile=None, models=VALIDATION_MODELS, sizes=VALIDATION_SIZES, out
               "unit": unit, "engine": prof["engine"], "precision": prof["precision"],
               "threads": prof["threads"], "machine": prof.get("machine"), "flops_law_fitted_here": here,
               "summary": summary, "acceptance": acceptance_of(prof, summary), "rows": rows, "failures": failures}
+    if unit == "ms":
+        result["measured_as"] = (f"{UNDISTURBED_PERCENTILE}th percentile of the runs (the machine's speed between "
+                                 "slow spells); summary_p50: the same against each run's median")
+        result["summary_p50"] = {k: metrics([r["measured_p50"] for r in rows], [r.get(k) for r in rows])
+                                 for k in ("predicted", "flops")}
     out.mkdir(parents=True, exist_ok=True)
     result["plot"] = plot(result, out / f"{stem}.png") if rows else None
     result["path"] = str(write_json(out / f"{stem}.json", result))
@@ -222,7 +254,7 @@ def plot(result: dict, path: Path) -> str:
                                                                f"RMSPE {s['rmspe']:.1%}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("measured aarch64 instructions per inference (qemu)" if counted else "measured p50 latency (ms)")
+    ax.set_xlabel("measured aarch64 instructions per inference (qemu)" if counted else "measured latency (ms, 10th percentile of runs)")
     ax.set_ylabel("predicted (instructions)" if counted else "predicted (ms)")
     where = f", {(result.get('machine') or {}).get('cpu', 'qemu')}" if counted else ""
     ax.set_title(f"{result['engine']['name']} {result['precision']}, {result['threads']} thread(s){where}", fontsize=10)
