@@ -31,6 +31,7 @@ class Latency(TypedDict):
 
     min: Optional[float]
     mean: Optional[float]
+    p10: NotRequired[Optional[float]]  # what a latency model is fitted to (``timing.undisturbed_ms``); adb gives none
     p50: Optional[float]
     p90: Optional[float]
     p99: Optional[float]
