@@ -73,7 +73,6 @@ class Op:
 # host profile, medians of 24 and 219 points). The zoo's channel counts mostly qualify, the fit's random
 # draws mostly do not, so each layout gets its own law.
 NCHWC_BLOCK = 8
-NCHWC_HALF = NCHWC_BLOCK // 2
 BLOCKED_KINDS = ("conv1x1", "gconv1x1", "dwconv", "conv", "maxpool", "avgpool")
 
 

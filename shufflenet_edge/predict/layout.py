@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import statistics
 
-from .kernels import BLOCKED_KINDS, blocked, spec_counts
+from .kernels import blocked, spec_counts
 
 # (channels, map side) of the conv pairs: the zoo's range of 1x1 convs, small to large tensors
 GRID = ((32, 56), (64, 28), (64, 56), (128, 28), (128, 14), (256, 14), (48, 112), (96, 56))
@@ -49,18 +49,14 @@ def measure(together, deadline=None, clock=None) -> dict | None:
     return {"reorder_ms_per_melement": per, "points": points}
 
 
-def _nchwc(spec: dict) -> bool:
-    return spec["kind"] in BLOCKED_KINDS and blocked(spec)
-
-
 def pair_reorders(a: dict, b: dict, per_melement: float) -> float:
     """ms of reorders in the timings of ``a`` then ``b`` (alone and chained) that a network would not
     run, to take out of the pair's saving: two between two NCHWc ops (their one-op models each pay
     one, the chain neither), and the second input of an add after an NCHWc op (the chain pays it)."""
-    if not per_melement or not _nchwc(a):
+    if not per_melement or not blocked(a):
         return 0.0
     per = per_melement / 1e6
-    if _nchwc(b):
+    if blocked(b):
         return 2 * per * spec_counts(b)["in_elems"]
     if b["kind"] == "add":
         return -per * spec_counts(b)["in_elems"] / 2

@@ -31,7 +31,7 @@ RETRIES = 2  # a slow measurement is taken again up to this many times; each cas
 # The one-element ReLU whose run time is the engine's fixed cost per inference (subtracted from
 # every point, added once per predicted model).
 OVERHEAD_SPEC = {"kind": "relu", "cin": 1, "cout": 1, "h": 1, "w": 1}
-STABILITY_KEYS = ("verdict", "reasons", "ci_halfwidth", "cv", "others_cpu_share")
+STABILITY_KEYS = ("verdict", "reasons", "ci_halfwidth", "cv", "others_cpu_share", "load_1min")
 
 
 def export_onnx(module, shapes: list[list[int]], path: Path) -> Path:
@@ -54,7 +54,6 @@ class Canary:
     def __init__(self, workdir: Path, threads: int = 1):
         path = export_onnx(*micro.build([CANARY_SPEC]), Path(workdir) / "canary.onnx")
         self.session = MicroSession(path, threads=threads, metadata={})
-        self.threads = threads
         self.case_ = self.session.bound(self.session.feeds(0))
         self.fastest = min(undisturbed_ms(time_cases([self.case_], runs=None, warmup=3, max_seconds=0.3)[0])
                            for _ in range(3))
@@ -75,20 +74,31 @@ class Canary:
         self.session.close()
 
 
-def settled(cases: list, canary: Canary, seconds: float, threads: int) -> tuple[list[dict], list[float]]:
-    """``time_cases(cases)`` with the canary among them, taken again (``RETRIES``) while the canary says
-    the window was slow; each case keeps its fastest timing. Returns the
-    results and the canary's ratio in each attempt."""
+def until_fast(attempt, retries: int = RETRIES) -> tuple[list[dict], list]:
+    """Call ``attempt(i) -> (timed results, canary ratio or ratios)`` until no ratio is above ``SLOW`` or
+    ``retries`` more attempts are spent; each result keeps its fastest timing (``undisturbed_ms``).
+    Returns the results and every attempt's ratio(s). A spell over part of a window is what the low
+    percentile already leaves out; only a window slow throughout is taken again."""
     best, ratios = None, []
-    for attempt in range(1 + RETRIES):
-        timed = time_cases([*cases, canary.case()], runs=None, warmup=2 if attempt == 0 else 1,
-                           max_seconds=seconds * (len(cases) + 1), threads=[threads] * (len(cases) + 1))
-        ratios.append(round(canary.ratio(timed[-1]), 3))
-        timed = timed[:-1]
+    for i in range(1 + retries):
+        timed, ratio = attempt(i)
+        each = ratio if isinstance(ratio, list) else [ratio]
+        ratios.append([round(r, 3) for r in each] if isinstance(ratio, list) else round(ratio, 3))
         best = timed if best is None else [min(pair, key=undisturbed_ms) for pair in zip(best, timed)]
-        if ratios[-1] <= SLOW:  # a spell over part of the window is what the low percentile already leaves out
+        if max(each) <= SLOW:
             break
     return best, ratios
+
+
+def settled(cases: list, canary: Canary, seconds: float, threads: int) -> tuple[list[dict], list[float]]:
+    """``time_cases(cases)`` with the canary among them, taken again (``until_fast``) while the canary
+    says the window was slow. Returns the results and the canary's ratio in each attempt."""
+    def attempt(i):
+        timed = time_cases([*cases, canary.case()], runs=None, warmup=2 if i == 0 else 1,
+                           max_seconds=seconds * (len(cases) + 1), threads=[threads] * (len(cases) + 1))
+        return timed[:-1], canary.ratio(timed[-1])
+
+    return until_fast(attempt)
 
 
 class HostOnnxRuntime:

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import UsageError
 from . import fusion, profile as profiles, proxies
 from .fit import fit_models
-from .kernels import BLOCKED_KINDS, CONV_KINDS, KERNEL_KINDS, Op, blocked, model_ops, totals, trace_ops
+from .kernels import CONV_KINDS, KERNEL_KINDS, Op, blocked, model_ops, totals, trace_ops
 
 
 COMPUTE_KINDS = CONV_KINDS + ("fc",)  # the rest (element-wise, data movement, pooling) is memory-bound
@@ -58,7 +58,7 @@ def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement: float) -
     index = {op.name: i for i, op in enumerate(ops)}
     where = {name: ki for ki, k in enumerate(kernels) for name in k["ops"]}
     heads = [ops[index[k["ops"][0]]] for k in kernels]
-    nchwc = [h.kind in BLOCKED_KINDS and blocked(h.spec()) for h in heads]
+    nchwc = [blocked(h.spec()) for h in heads]
     consumers: dict[int, list[tuple[int, bool]]] = {}
     for j, op in enumerate(ops):
         for src in op.inputs:

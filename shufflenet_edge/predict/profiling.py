@@ -1,8 +1,8 @@
 """``edge predict fit``: build a device profile within a time budget.
 
 Phases, each with its share of the budget (the whole run, set-up included, ends by it):
-on the host the NCHWc reorder cost (``LAYOUT_SHARE``, ``layout.py``), fusion rules (``FUSION_SHARE``, then ``CHAIN_SHARE`` for a fused pair and its next op), kernel
-points (the rest, less ``COMPOSITE_SHARE``), then composite networks (random stacks of the zoo's
+on the host the NCHWc reorder cost (``LAYOUT_SHARE``, ``layout.py``), fusion rules
+(``FUSION_SHARE``, then ``CHAIN_SHARE`` for a fused pair and its next op), kernel points (the rest, less ``COMPOSITE_SHARE``), then composite networks (random stacks of the zoo's
 units, no zoo model) for the two proxy laws and the predictor's calibration
 (``predictor.calibrate``). A phase that runs out of time stops between two measurements.
 ``--device arm`` runs the same phases under qemu with instructions per inference as the cost

@@ -73,20 +73,17 @@ class _Timer:
     def __call__(self, model: str, size) -> tuple[float, dict]:
         from ..bench import bench
         from ..runtime.timing import undisturbed_ms
-        from .measure import SLOW
+        from .measure import until_fast
 
         p = self.prof
-        kept, ratios = None, []
-        for _ in range(1 + VALIDATE_RETRIES):
+
+        def attempt(_):
             before = self.canary.check()
             (r, *_) = bench(model=model, format=p["format"], precision=p["precision"], input_size=list(size),
                             threads=(p["threads"],), max_seconds=self.max_seconds, quiet=True)
-            after = self.canary.check()
-            ratios.append([round(before, 3), round(after, 3)])
-            if kept is None or undisturbed_ms(r) < undisturbed_ms(kept):
-                kept = r
-            if max(before, after) <= SLOW:
-                break
+            return [r], [before, self.canary.check()]
+
+        (kept,), ratios = until_fast(attempt, VALIDATE_RETRIES)
         return undisturbed_ms(kept), {**kept["stability"], "p50_ms": kept["latency_ms"]["p50"], "canary": ratios}
 
     def close(self) -> None:
