@@ -98,6 +98,12 @@ def test_host_draws_keep_nchwc_blocks_and_fit_each_layout_apart():
     assert blocked({**_spec("conv1x1", 144), "cout": 36}) and not blocked(_spec("conv1x1", 58))  # output padded
     assert not blocked(_spec("maxpool", 36, k=3, stride=2, pad=1)) and blocked(_spec("maxpool", 24, k=3, stride=2, pad=1))
     assert blocked({**_spec("conv", 3, k=3, stride=2, pad=1), "cout": 24})  # a stem's 3 image channels
+    # AVX-512's block of 16: dense and depthwise convs keep their multiple of 4, pools and grouped convs need 16s
+    assert blocked(_spec("dwconv", 36, k=3, stride=1, pad=1, groups=36), 16) and blocked(_spec("conv1x1", 12), 16)
+    assert not blocked(_spec("maxpool", 24, k=3, stride=2, pad=1), 16) and blocked(_spec("maxpool", 48, k=3, stride=2, pad=1), 16)
+    assert not blocked(_spec("gconv1x1", 120, groups=3), 16) and blocked(_spec("gconv1x1", 144, groups=3), 16)
+    assert not blocked(dw, 0)  # an engine without NCHWc (the ARM build)
+    assert fit.regime(_spec("maxpool", 24, k=3, stride=2, pad=1), block=16) == "nchw"
     rng = sampling.rng_for(0)
     host = sampling.PLANS["host"]
     assert all(s["cin"] % 8 == 0 and s["groups"] == s["cin"] for s in
@@ -106,6 +112,25 @@ def test_host_draws_keep_nchwc_blocks_and_fit_each_layout_apart():
     assert fit.regime(dw) == "nchwc" and fit.regime(odd) == "nchw" and fit.regime(_spec("relu")) is None
     assert fit.regime(dw, "instructions") == "k3_s1"  # counts keep their (kernel, stride) regimes
     assert fit.features(dw)[-1] == 1 and fit.features(odd)[-1] == 0
+
+
+@pytest.mark.parametrize("kind,cin,cout,groups", [
+    ("dwconv", 12, 12, 12), ("dwconv", 58, 58, 58), ("dwconv", 116, 116, 116), ("conv1x1", 58, 64, 1),
+    ("conv1x1", 64, 58, 1), ("conv1x1", 36, 24, 1), ("maxpool", 8, 8, 1), ("maxpool", 24, 24, 1),
+    ("maxpool", 36, 36, 1), ("maxpool", 48, 48, 1), ("gconv1x1", 120, 120, 3), ("gconv1x1", 144, 144, 3),
+    ("gconv1x1", 240, 60, 3), ("gconv1x1", 192, 192, 8), ("gconv1x1", 384, 384, 8), ("conv", 3, 24, 1)])
+def test_nchwc_rules_match_onnxruntimes_optimized_graph_on_this_host(tmp_path, kind, cin, cout, groups):
+    """``kernels.blocked`` with the block this host's engine reports (``layout.block_size``: 8 on AVX2,
+    16 on AVX-512) says what ONNX Runtime's own optimized graph does, for the zoo's awkward counts."""
+    from shufflenet_edge.predict import layout
+    from shufflenet_edge.predict.kernels import blocked
+
+    block = layout.block_size(tmp_path)
+    assert block in (8, 16)  # x86 hosts: AVX2 or AVX-512
+    spec = {"kind": kind, "cin": cin, "cout": cout, "h": 16, "w": 16, "groups": groups,
+            **({"k": 3, "stride": 2, "pad": 1} if kind in ("maxpool", "conv") else
+               {"k": 3, "stride": 1, "pad": 1} if kind == "dwconv" else {"k": 1, "stride": 1, "pad": 0})}
+    assert blocked(spec, block) == layout.runs_nchwc(spec, tmp_path), (spec, block)
 
 
 def test_a_timing_backend_measures_a_pair_in_one_interleaved_run():
@@ -230,6 +255,43 @@ def test_fused_kernels_merge_and_lose_the_saved_cost():
     assert sorted(layers) == sorted(o.layer for o in ops if o.layer)
 
 
+def test_validation_passes_keep_each_models_fastest_and_report_their_spread():
+    """``--passes``: a row keeps its fastest pass (its p50 and verdict with it) and every pass's time;
+    ``repeatability`` gives the share of rows whose passes agree within 5% and 10%."""
+    from shufflenet_edge.predict.validate import _kept_pass, repeatability
+
+    rows = []
+    for t in (2.0, 1.95, 2.1):
+        _kept_pass(rows, {"model": "a", "input_size": [224, 224], "measured": t, "measured_p50": t + 0.1,
+                          "stability": "stable", "stability_detail": {"t": t}, "predicted": 2.0})
+    for t in (1.0, 1.3):
+        _kept_pass(rows, {"model": "b", "input_size": [224, 224], "measured": t, "measured_p50": t,
+                          "stability": "noisy" if t > 1 else "stable", "stability_detail": {}, "predicted": 1.0})
+    a, b = rows
+    assert a["measured"] == 1.95 and a["measured_p50"] == pytest.approx(2.05) and a["measured_passes"] == [2.0, 1.95, 2.1]
+    assert a["pass_spread"] == pytest.approx(2.1 / 1.95 - 1) and b["measured"] == 1.0 and b["stability"] == "stable"
+    rep = repeatability(rows)
+    assert rep["passes"] == 3 and rep["within_5"] == 0 and rep["within_10"] == 0.5
+    assert rep["max_spread"] == pytest.approx(0.3) and repeatability([{"model": "c"}]) is None
+
+
+def test_a_committed_host_profile_of_this_hosts_isa_is_taken_first(tmp_path, monkeypatch):
+    """Committed host profiles are kept per ISA (an AVX-512 host runs other kernels than an AVX2 one):
+    ``find`` takes the user's own fit, else this host's ISA folder, else another ISA's."""
+    from shufflenet_edge.runtime.timing import isa_features, isa_tag
+
+    monkeypatch.setattr(P, "committed_dir", lambda: tmp_path / "committed")
+    monkeypatch.setattr(P, "user_dir", lambda: tmp_path / "user")
+    name = P.file_name("host", "onnxruntime", "fp32", 1)
+    other = P.save(synthetic_profile(), tmp_path / "committed" / "zz-other-isa")
+    assert P.find() == other  # a profile of another machine beats none
+    own = P.save(synthetic_profile(), tmp_path / "committed" / isa_tag(isa_features()))
+    assert P.find() == own and own.name == name
+    mine = P.save(synthetic_profile(), tmp_path / "user")
+    assert P.find() == mine
+    assert P.committed_folders("arm") == [tmp_path / "committed"]  # emulated ARM counts: one set, at the top
+
+
 def test_calibration_from_composites_scales_compute_and_memory_kernels():
     from shufflenet_edge.predict import predict
     from shufflenet_edge.predict.predictor import calibrate
@@ -257,6 +319,11 @@ def test_profile_round_trip(tmp_path):
     loaded = P.load(path)
     assert {k: v for k, v in loaded.items() if k != "_path"} == json.loads(json.dumps(prof))
     assert predict("v1_g3", 224, str(path))["predicted"] == pytest.approx(predict("v1_g3", 224, prof)["predicted"])
+    # the engine's NCHWc block travels with the profile; one fitted before it was recorded was an AVX2 host's
+    from shufflenet_edge.predict.predictor import Predictor
+
+    assert P.nchwc_block(prof) == 8 and P.nchwc_block({**prof, "cost_unit": "instructions"}) == 0
+    assert Predictor(P.load(P.save({**prof, "nchwc_block": 16}, tmp_path / "avx512"))).block == 16
 
 
 @pytest.mark.parametrize("content, words", [
@@ -366,6 +433,7 @@ def test_fit_then_predict_smoke(edge_cli, tmp_path):
     path = tmp_path / "host_onnxruntime_fp32_t1.json"
     prof = P.load(path)
     assert prof["machine"]["cpu"] and prof["engine"]["version"]
+    assert prof["nchwc_block"] in (8, 16)  # read from this host's engine (AVX2 or AVX-512)
     assert prof["elapsed_s"] <= 0.6 * 60 + 5, r.stderr
     pts = [p for k in prof["kernels"].values() for p in k["points"]]
     assert len(pts) >= 6 and all(p["stability"]["verdict"] in ("stable", "noisy") for p in pts), r.stderr
@@ -384,11 +452,14 @@ def test_validate_measures_and_reports_each_predictor(cli, tmp_path):
     """One model at 64 px, a synthetic profile: the export, the bench record and the report are real."""
     path = P.save(synthetic_profile(), tmp_path / "profile")
     r = cli("predict", "validate", "--device-profile", path, "--models", "v2_0.5x", "--sizes", "64",
-            "--max-seconds", "0.5", "--out", tmp_path / "val")
+            "--max-seconds", "0.5", "--passes", "2", "--out", tmp_path / "val")
     assert r.returncode == 0, r.stderr
     assert "kernel predictor" in r.stdout and "FLOPs law fitted on these measurements" in r.stdout
+    assert "repeatability (2 passes)" in r.stdout and "(pass 2/2)" in r.stderr
     res = json.loads((tmp_path / "val" / "validate_host_onnxruntime_fp32_t1.json").read_text())
     (row,) = res["rows"]
+    assert len(row["measured_passes"]) == 2 and row["measured"] == min(row["measured_passes"])
+    assert res["repeatability"]["n"] == 1 and res["repeatability"]["median_spread"] == pytest.approx(row["pass_spread"])
     assert row["model"] == "v2_0.5x" and row["measured"] > 0 and row["stability"] in ("stable", "noisy")
     assert row["measured"] <= row["measured_p50"] and row["stability_detail"]["canary"]  # p10, beside the canary
     assert res["summary_p50"]["predicted"]["n"] == 1
@@ -462,12 +533,22 @@ def test_a_composite_rebuilds_from_its_description():
     from shufflenet_edge.predict.kernels import totals, trace_ops
 
     rng = sampling.rng_for(3)
-    for _ in range(6):
+    stems = 0
+    for _ in range(10):
         module, shape, desc = micro.composite(rng)
         again, shape2 = micro.composite_from(json.loads(json.dumps(desc)))
         assert shape2 == shape
         macs = totals(trace_ops(module, shape[1:], in_channels=shape[0]))["macs"]
         assert totals(trace_ops(again, shape[1:], in_channels=shape[0]))["macs"] == macs > 0
+        # zoo-like to the engine: widths on the zoo's channel quanta, some behind the zoo's stem, bounded cost
+        q = micro.QUANTUM[desc["family"]] * (desc["groups"] if desc["family"] == "v1" else 1)
+        assert desc["channels"] % q == 0 and macs <= micro.MAX_COMPOSITE_MACS
+        stems += desc["stem"]
+        assert (shape[0] == 3) == desc["stem"]
+    assert 0 < stems < 10
+    # a description from before stems (a committed profile's) rebuilds without one
+    old = {"family": "v2", "channels": 58, "groups": 2, "blocks": 3, "h": 14, "w": 14, "downsample": True}
+    assert micro.composite_from(old)[1] == (58, 14, 14)
 
 
 def test_nchwc_reorders_between_blocked_kernels_are_spared():

@@ -66,7 +66,8 @@ def _print(r: dict, every_kernel: bool, wide: bool) -> None:
 @click.option("--input-size", type=INPUT_SIZE, default=None, help="H or HxW (default: the model's, 224; a file's own).")
 @click.option("--device-profile", type=click.Path(dir_okay=False), default=None,
               help="A profile from `edge predict fit` [default: host_onnxruntime_fp32_t1.json in the user cache "
-                   "(~/.cache/shufflenet-edge/predict), else the committed bench/results/predict/].")
+                   "(~/.cache/shufflenet-edge/predict), else the committed bench/results/predict/<ISA>/, this host's "
+                   "ISA first].")
 @click.option("--json", "as_json", is_flag=True, help="Print the prediction, every kernel and the proxies as JSON.")
 @click.option("--per-kernel", "every_kernel", is_flag=True, help="One row per kernel instead of one per kernel kind.")
 @click.option("--wide", is_flag=True, help="Show every column, however wide the table gets.")
@@ -127,8 +128,11 @@ def fit_command(device, target, fmt, precision, threads, budget_min, out, kernel
               help="Timing budget per model (measured until stable, as `edge bench`).")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for validate_<profile>.json and .png [default: the user cache's predict/].")
+@click.option("--passes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Time the whole set this many times over (host): each model keeps its fastest pass, and "
+                   "the result says how far the passes disagreed (the measurements' own noise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
-def validate_command(device_profile, models, sizes, max_seconds, out, as_json):
+def validate_command(device_profile, models, sizes, max_seconds, out, passes, as_json):
     """Predict and measure a fixed validation set; report +-5% / +-10% shares and RMSPE per predictor."""
     from ..models import parse_input_size
     from ..predict import validate
@@ -136,7 +140,7 @@ def validate_command(device_profile, models, sizes, max_seconds, out, as_json):
 
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else VALIDATION_MODELS
     size_list = tuple(parse_input_size(s.strip()) for s in sizes.split(",") if s.strip())
-    res = validate(device_profile, names, size_list, out=out, max_seconds=max_seconds,
+    res = validate(device_profile, names, size_list, out=out, max_seconds=max_seconds, passes=passes,
                    command="edge " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     if as_json:
         print_json(res)
@@ -145,6 +149,11 @@ def validate_command(device_profile, models, sizes, max_seconds, out, as_json):
             Col("within +-10%", _share, number=True), Col("RMSPE", _share, number=True))
     print_table(cols, [(LABELS[k], s["n"], s["within_5"], s["within_10"], s["rmspe"]) for k, s in res["summary"].items()],
                 title=f"edge predict validate: {len(res['rows'])} measured, {len(res['failures'])} failed")
+    rep = res.get("repeatability")
+    if rep:
+        click.echo(f"repeatability ({rep['passes']} passes): {_share(rep['within_5'])} of the models' passes agree "
+                   f"within 5%, {_share(rep['within_10'])} within 10% (median spread {_share(rep['median_spread'])}, "
+                   f"largest {_share(rep['max_spread'])})")
     acc = res["acceptance"]
     click.echo(f"acceptance ({acc['goal']}): {'met' if acc['met'] else 'not met'}")
     click.echo(f"results: {res['path']}" + (f"; plot: {res['plot']}" if res.get("plot") else ""))

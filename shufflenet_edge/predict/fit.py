@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from . import sampling
-from .kernels import BLOCKED_KINDS, blocked, spec_counts
+from .kernels import BLOCKED_KINDS, NCHWC_BLOCK, blocked, spec_counts
 
 N_INIT = 4  # configurations per kind before the first fit
 N_TEST = 4  # fresh points per kind and round, predicted before they are timed
@@ -64,17 +64,18 @@ def terms(kind: str | None, unit: str = "ms") -> tuple[str, ...]:
     return base[:-1] + SPATIAL_TERMS[unit] + base[-1:] if kind in SPATIAL_KINDS else base
 
 
-def regime(spec: dict, unit: str = "ms") -> str | None:
+def regime(spec: dict, unit: str = "ms", block: int = NCHWC_BLOCK) -> str | None:
     """The (kernel size, stride) regime of a sliding-window spec under counts; timed, the layout a
-    conv or pool runs in (``kernels.blocked``: NCHWc or plain NCHW, each its own law); else None."""
+    conv or pool runs in (``kernels.blocked`` with the engine's ``block``: NCHWc or plain NCHW, each its
+    own law); else None."""
     if unit == "ms":
-        return ("nchwc" if blocked(spec) else "nchw") if spec["kind"] in BLOCKED_KINDS else None
+        return ("nchwc" if blocked(spec, block) else "nchw") if spec["kind"] in BLOCKED_KINDS else None
     if not SPATIAL_TERMS[unit] or spec["kind"] not in SPATIAL_KINDS:
         return None
     return f"k{int(spec.get('k', 1))}_s{int(spec.get('stride', 1))}"
 
 
-def features(spec: dict, unit: str = "ms") -> list[float]:
+def features(spec: dict, unit: str = "ms", block: int = NCHWC_BLOCK) -> list[float]:
     """What the tree correction sees. Instruction counts also get the channels per group: a grouped
     conv runs one GEMM per group, and its tiling (instructions per MAC) follows those sizes; times
     get whether the channels are whole NCHWc blocks (``kernels.blocked``)."""
@@ -82,7 +83,7 @@ def features(spec: dict, unit: str = "ms") -> list[float]:
     g = max(1, int(spec.get("groups", 1)))
     out = [c["macs"], c["in_elems"], c["out_elems"], c["weights"], int(spec["cin"]), int(spec["cout"]),
            g, c["oh"] * c["ow"], int(spec.get("k", 1)), int(spec.get("stride", 1))]
-    return out + [int(blocked(spec))] if unit == "ms" else out + [int(spec["cin"]) // g, int(spec["cout"]) // g]
+    return out + [int(blocked(spec, block))] if unit == "ms" else out + [int(spec["cin"]) // g, int(spec["cout"]) // g]
 
 
 def _linear_rows(specs: list[dict], names: tuple[str, ...]) -> np.ndarray:
@@ -98,14 +99,15 @@ def _linear_rows(specs: list[dict], names: tuple[str, ...]) -> np.ndarray:
 
 class KernelModel:
     """cost(spec) for one kernel kind (see the module docstring), fitted on (spec, cost) points
-    in ``unit`` (a profile's ``cost_unit``)."""
+    in ``unit`` (a profile's ``cost_unit``) on an engine of NCHWc ``block`` (``kernels.blocked``)."""
 
     def __init__(self, specs: list[dict], costs: list[float], trees: bool = True, unit: str = "ms",
-                 kind: str | None = None):
+                 kind: str | None = None, block: int = NCHWC_BLOCK):
         from scipy.optimize import nnls
 
         self.n = len(specs)
         self.unit = unit
+        self.block = int(block)
         self.floor = FLOORS[unit]
         if kind is None:  # one kind's points get its terms; mixed kinds (the fallback) the common ones
             kind = specs[0]["kind"] if specs and all(s["kind"] == specs[0]["kind"] for s in specs) else None
@@ -117,7 +119,7 @@ class KernelModel:
         Xw, yw = (X / np.maximum(y, self.floor)[:, None], np.ones_like(y)) if RELATIVE_LSQ[unit] else (X, y)
         self.coef = nnls(Xw, yw)[0] if self.n else np.zeros(len(self.terms))
         self.regimes: dict[str, tuple[np.ndarray, int]] = {}  # regime -> (its law, its points)
-        of = [regime(s, unit) for s in specs]
+        of = [regime(s, unit, self.block) for s in specs]
         for r in sorted({r for r in of if r is not None}):
             idx = [i for i, q in enumerate(of) if q == r]
             if len(idx) >= MIN_REGIME:
@@ -129,21 +131,20 @@ class KernelModel:
             base = np.maximum(self._base(specs), self.floor)
             target = np.log(np.maximum(y, self.floor) / base)
             self.trees = GradientBoostingRegressor(n_estimators=120, max_depth=3, learning_rate=0.08, subsample=1.0,
-                                                   random_state=0).fit(self._logs(specs, unit), target)
+                                                   random_state=0).fit(self._logs(specs), target)
 
     def _base(self, specs: list[dict]) -> np.ndarray:
         """The linear law of each spec's regime (the pooled one for a regime with too few points)."""
         X = _linear_rows(specs, self.terms)
         base = X @ self.coef
         for i, s in enumerate(specs):
-            own = self.regimes.get(regime(s, self.unit))
+            own = self.regimes.get(regime(s, self.unit, self.block))
             if own is not None:
                 base[i] = X[i] @ own[0]
         return base
 
-    @staticmethod
-    def _logs(specs: list[dict], unit: str = "ms") -> np.ndarray:
-        return np.log1p(np.asarray([features(s, unit) for s in specs], dtype=np.float64))
+    def _logs(self, specs: list[dict]) -> np.ndarray:
+        return np.log1p(np.asarray([features(s, self.unit, self.block) for s in specs], dtype=np.float64))
 
     def predict(self, specs: list[dict]) -> np.ndarray:
         if not specs:
@@ -151,7 +152,7 @@ class KernelModel:
         base = np.maximum(self._base(specs), self.floor)
         if self.trees is None:
             return base
-        return base * np.exp(np.clip(self.trees.predict(self._logs(specs, self.unit)), -3.0, 3.0))
+        return base * np.exp(np.clip(self.trees.predict(self._logs(specs)), -3.0, 3.0))
 
     def law(self) -> dict:
         u = self.unit
@@ -165,13 +166,14 @@ class KernelModel:
         return out
 
 
-def fit_models(points: dict[str, list[dict]], unit: str = "ms") -> tuple[dict[str, KernelModel], KernelModel]:
+def fit_models(points: dict[str, list[dict]], unit: str = "ms",
+               block: int = NCHWC_BLOCK) -> tuple[dict[str, KernelModel], KernelModel]:
     """One model per kind with points, and one over every point (for a kind the profile lacks)."""
-    models = {k: KernelModel([p["spec"] for p in pts], [p["cost"] for p in pts], unit=unit)
+    models = {k: KernelModel([p["spec"] for p in pts], [p["cost"] for p in pts], unit=unit, block=block)
               for k, pts in points.items() if pts}
     every = [p for pts in points.values() for p in pts]
     # one linear law across kinds: a floor, not a guess dressed as a fit
-    fallback = KernelModel([p["spec"] for p in every], [p["cost"] for p in every], trees=False, unit=unit)
+    fallback = KernelModel([p["spec"] for p in every], [p["cost"] for p in every], trees=False, unit=unit, block=block)
     return models, fallback
 
 
@@ -213,7 +215,8 @@ def sample(measure, seeds: dict[str, list[dict]], kinds: list[str], deadline: fl
     while clock() < deadline:
         tested: dict[str, list[dict]] = {}
         for kind in kinds:
-            model = KernelModel([p["spec"] for p in points[kind]], [p["cost"] for p in points[kind]], unit=unit)
+            model = KernelModel([p["spec"] for p in points[kind]], [p["cost"] for p in points[kind]], unit=unit,
+                                block=plan.block if plan else NCHWC_BLOCK)
             fresh = [sampling.draw(kind, seeds, rng, plan) for _ in range(N_TEST)]
             for spec, pred in zip(fresh, model.predict(fresh)):
                 if clock() >= deadline:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import statistics
 
+from .kernels import NCHWC_BLOCK
 from .layout import pair_reorders
 
 FUSED_MIN_SAVING = 0.3
@@ -80,7 +81,8 @@ def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) ->
     return _first_instances_first(seen)
 
 
-def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement: float = 0.0) -> list[dict]:
+def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement: float = 0.0,
+           block: int = NCHWC_BLOCK) -> list[dict]:
     """Time each pair alone and together with ``measure(list of specs) -> {"cost": net cost}`` (None:
     that chain failed), or, when ``measure`` has ``together(list of chains)``, all three in one
     interleaved run: timed one after another, a speed step of the VM between them read as a saving
@@ -89,7 +91,7 @@ def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement: f
     A pair's A may be a list of specs (a fused kernel, from ``candidate_chains``): its rule's first
     kind is theirs joined by '+', as the kernel it stands for is named.
     ``reorder_ms_per_melement`` (the host's measured NCHWc reorder cost): savings are judged net of the
-    reorders a network would not run (``layout.pair_reorders``)."""
+    reorders a network would not run (``layout.pair_reorders``, with the engine's NCHWc ``block``)."""
     import time
 
     clock = clock or time.perf_counter
@@ -107,7 +109,7 @@ def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement: f
             ta, tb, tab = measure(a), measure([b]), measure([*a, b])
         if ta is None or tb is None or tab is None:  # failed to export or run: no verdict from this pair
             continue
-        layout = pair_reorders(a[0], b, reorder_ms_per_melement)  # a fused kernel runs in its head's layout
+        layout = pair_reorders(a[0], b, reorder_ms_per_melement, block)  # a fused kernel runs in its head's layout
         s = saving(ta["cost"], tb["cost"], tab["cost"] + layout)
         by_rule.setdefault(("+".join(x["kind"] for x in a), b["kind"]), []).append(
             {"a": a[0] if len(a) == 1 else a, "b": b, "cost_a": ta["cost"], "cost_b": tb["cost"],

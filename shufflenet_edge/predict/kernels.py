@@ -64,32 +64,35 @@ class Op:
 
 
 # ONNX Runtime's x86 kernels run a conv or pool in their blocked NCHWc layout (channels in blocks of 8
-# floats, the AVX2 block; AVX-512's 16 is a multiple) or as a plain NCHW kernel, by its channel counts
-# alone: the same in a one-op model as inside a network (read from the optimized graphs of micro-models,
-# onnxruntime 1.32: a 58-channel conv after an NCHWc conv still runs NCHW). A dense conv needs input
-# channels in whole halves of a block (4; its output is padded to the block; a stem's image channels count),
-# a depthwise conv the same of its channels, a grouped conv whole blocks per group on both sides, a pool
-# whole blocks. The speeds differ: a depthwise conv did 4.4 M MACs per ms in NCHWc and 1.1 in NCHW (first
-# host profile, medians of 24 and 219 points). The zoo's channel counts mostly qualify, the fit's random
-# draws mostly do not, so each layout gets its own law.
-NCHWC_BLOCK = 8
+# floats on AVX2, 16 on AVX-512: the engine's block, read from the engine by ``layout.block_size`` and kept
+# in the profile) or as a plain NCHW kernel, by its channel counts alone: the same in a one-op model as
+# inside a network (read from the optimized graphs of micro-models, onnxruntime 1.32: a 58-channel conv
+# after an NCHWc conv still runs NCHW). A dense conv needs input channels in multiples of 4 whatever the
+# block (its output is padded to the block; a stem's image channels count), a depthwise conv the same of
+# its channels, a grouped conv whole blocks per group on both sides, a pool whole blocks (on AVX-512 a
+# 24-channel pool and v1 g3's 120-channel grouped convs run NCHW, on AVX2 NCHWc). The speeds differ: a
+# depthwise conv did 4.4 M MACs per ms in NCHWc and 1.1 in NCHW (first host profile, medians of 24 and 219
+# points). The zoo's channel counts mostly qualify, the fit's random draws mostly do not, so each layout
+# gets its own law.
+NCHWC_BLOCK = 8  # the block of a timed profile that does not name its own (those were fitted on AVX2 hosts)
+NCHWC_CHANNELS = 4  # a dense or depthwise conv's channel multiple, on either block
 BLOCKED_KINDS = ("conv1x1", "gconv1x1", "dwconv", "conv", "maxpool", "avgpool")
 
 
 def blocked(spec: dict, block: int = NCHWC_BLOCK) -> bool:
-    """Whether ONNX Runtime runs ``spec`` in its NCHWc layout (the rules above)."""
+    """Whether ONNX Runtime runs ``spec`` in its NCHWc layout of ``block`` channels (the rules above;
+    block 0: an engine without one)."""
     kind, cin, cout = spec["kind"], int(spec["cin"]), int(spec["cout"])
-    half = block // 2
-    if kind not in BLOCKED_KINDS:
+    if not block or kind not in BLOCKED_KINDS:
         return False
     if kind in ("maxpool", "avgpool"):
         return cin % block == 0
     if kind == "dwconv":
-        return cin % half == 0
+        return cin % NCHWC_CHANNELS == 0
     if kind == "gconv1x1":
         g = max(1, int(spec.get("groups", 1)))
         return (cin // g) % block == 0 and (cout // g) % block == 0
-    return cin % half == 0 or (kind == "conv" and cin < half)
+    return cin % NCHWC_CHANNELS == 0 or (kind == "conv" and cin < NCHWC_CHANNELS)
 
 
 def out_hw(spec: dict) -> tuple[int, int]:

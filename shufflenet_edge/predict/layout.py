@@ -14,8 +14,9 @@ reorders the add's second input, which a network's residual already holds in blo
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
-from .kernels import blocked, spec_counts
+from .kernels import NCHWC_BLOCK, blocked, spec_counts
 
 # (channels, map side) of the conv pairs: the zoo's range of 1x1 convs, small to large tensors
 GRID = ((32, 56), (64, 28), (64, 56), (128, 28), (128, 14), (256, 14), (48, 112), (96, 56))
@@ -23,6 +24,41 @@ GRID = ((32, 56), (64, 28), (64, 56), (128, 28), (128, 14), (256, 14), (48, 112)
 
 def _conv(c: int, side: int) -> dict:
     return {"kind": "conv1x1", "cin": c, "cout": c, "h": side, "w": side, "k": 1, "stride": 1, "pad": 0, "groups": 1}
+
+
+def runs_nchwc(spec: dict, workdir) -> bool:
+    """Whether ONNX Runtime on this host runs the one-op model of ``spec`` in NCHWc: read from the graph
+    it optimizes (its ``com.microsoft.nchwc`` ops), not from a rule."""
+    import onnx
+    import onnxruntime as ort
+
+    from . import micro
+    from .measure import export_onnx
+
+    src, opt = Path(workdir) / "nchwc.onnx", Path(workdir) / "nchwc.opt.onnx"
+    try:
+        module, shapes = micro.build([spec])
+        export_onnx(module, shapes, src)
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = str(opt)
+        so.log_severity_level = 3  # its warning that the saved graph is for this host only: that is the point
+        ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+        return any(n.domain == "com.microsoft.nchwc" for n in onnx.load(str(opt)).graph.node)
+    finally:
+        src.unlink(missing_ok=True)
+        opt.unlink(missing_ok=True)
+
+
+def block_size(workdir, candidates=(8, 16)) -> int:
+    """The engine's NCHWc block (channels per block; 0: no NCHWc layout): the smallest candidate that a
+    pool of that many channels runs blocked in (``runs_nchwc``). It is the vector width (8 floats on
+    AVX2, 16 on AVX-512), so the same onnxruntime wheel runs other layouts on another host, and a
+    profile keeps the block it was fitted with."""
+    for block in candidates:
+        if runs_nchwc({"kind": "maxpool", "cin": block, "cout": block, "h": 8, "w": 8, "k": 3, "stride": 2,
+                       "pad": 1}, workdir):
+            return block
+    return 0
 
 
 def measure(together, deadline=None, clock=None) -> dict | None:
@@ -49,14 +85,14 @@ def measure(together, deadline=None, clock=None) -> dict | None:
     return {"reorder_ms_per_melement": per, "points": points}
 
 
-def pair_reorders(a: dict, b: dict, per_melement: float) -> float:
+def pair_reorders(a: dict, b: dict, per_melement: float, block: int = NCHWC_BLOCK) -> float:
     """ms of reorders in the timings of ``a`` then ``b`` (alone and chained) that a network would not
     run, to take out of the pair's saving: two between two NCHWc ops (their one-op models each pay
     one, the chain neither), and the second input of an add after an NCHWc op (the chain pays it)."""
-    if not per_melement or not blocked(a):
+    if not per_melement or not blocked(a, block):
         return 0.0
     per = per_melement / 1e6
-    if blocked(b):
+    if blocked(b, block):
         return 2 * per * spec_counts(b)["in_elems"]
     if b["kind"] == "add":
         return -per * spec_counts(b)["in_elems"] / 2

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..runtime.micro_session import MicroSession
 from ..runtime.timing import time_cases, undisturbed_ms
-from . import micro
+from . import layout, micro
 
 # The canary: a small NCHWc conv timed beside every measurement (``Canary``). This VM slows 2-4x for
 # 0.1 s to several seconds at a time, and a window that is slow throughout shows no spread between
@@ -125,6 +125,7 @@ class HostOnnxRuntime:
         self.n = 0
         self.bound_overhead_ms = self.overhead_ms = 0.0
         self.canary = Canary(self.workdir, self.threads)
+        self.nchwc_block = layout.block_size(self.workdir)
         long = max(1.0, 3 * self.max_seconds)
         # the fixed cost a whole model pays (plain run, as `edge bench`), and the one each micro-model pays
         self.overhead = self.time(micro.build([OVERHEAD_SPEC]), max_seconds=long, bound=False)
@@ -185,7 +186,8 @@ class HostOnnxRuntime:
     def describe(self) -> dict:
         from ..runtime.timing import machine_info
 
-        return {"engine": {"name": self.engine, "version": self.version}, "machine": machine_info()}
+        return {"engine": {"name": self.engine, "version": self.version}, "machine": machine_info(),
+                "nchwc_block": self.nchwc_block}
 
     def close(self) -> None:
         self.canary.close()

@@ -121,25 +121,42 @@ def build(specs: list[dict]) -> tuple[nn.Module, list[list[int]]]:
 
 # ---------------------------------------------------------------- composite networks (for the proxies)
 
+# Composites are drawn to look like the zoo to the engine, since the calibration fitted on them is applied
+# to the zoo: widths on the zoo's channel quanta (the builders' rounding: v1 whole groups of 8, v2 and
+# MobileNet multiples of 4 and 8; ONNX Runtime picks NCHWc or NCHW kernels by them), maps up to the zoo's
+# at 480x640 (stage 2 there is 60x80), and a share behind the zoo's stem (stride-2 conv, max pool, a
+# stride-2 entry unit). The first host profile drew any width at 14-56 px and no stem: its calibration
+# (compute x1.10) put v1 at 480x640 16-20% slow.
+COMPOSITE_SIDES = (14, 28, 56, 112)
+STEM_SIDES = (14, 28, 56)  # a stem multiplies the side by 8 (4 for MobileNet): 56 is a 448-597 px image
+QUANTUM = {"v1": 8, "v2": 4, "mobilenet": 8}  # v1's is per group
+MAX_COMPOSITE_MACS = 1.5e9  # ~0.1 s a run on one core: a few dozen composites fit in the budget
+
+
 def composite(rng):
     """(module, input [C, H, W], description) of a random stack of the zoo's units (ShuffleNet v1 and
-    v2 units, MobileNet's depthwise-separable block) at a random width and map size: networks the
-    FLOPs and MACs+memory laws are fitted on, none of them a zoo model."""
+    v2 units, MobileNet's depthwise-separable block) at a random width on the zoo's channel quanta and
+    a random map size, some behind the zoo's stem: networks the FLOPs and MACs+memory laws and the
+    calibration are fitted on, none of them a zoo model."""
+    from .kernels import totals, trace_ops
+
     family = str(rng.choice(["v1", "v2", "mobilenet"]))
-    side = int(rng.choice([14, 28, 56]))  # small enough that many fit in the budget, large enough to span the zoo
+    stem = bool(rng.random() < 0.4)
+    side = int(rng.choice(STEM_SIDES if stem else COMPOSITE_SIDES))
     h, w = side, int(side * float(rng.choice([1.0, 4 / 3])))
     n = int(rng.integers(2, 7))
-    if family == "v1":
-        g = int(rng.choice([1, 2, 3, 4, 8]))
-        c = 4 * g * int(rng.integers(max(1, 24 // g), max(2, 200 // g)))
-    elif family == "v2":
-        g, c = 2, 2 * int(rng.integers(12, 300))
-    else:
-        g, c = 1, int(rng.integers(16, 600))
+    g = {"v1": int(rng.choice([1, 2, 3, 4, 8])), "v2": 2, "mobilenet": 1}[family]
+    q = QUANTUM[family] * (g if family == "v1" else 1)
+    c = q * max(1, int(round(float(rng.uniform(24, 800)) / q)))
     down = family != "mobilenet" and bool(rng.random() < 0.5)
-    desc = {"family": family, "channels": c, "groups": g, "blocks": n + int(down), "h": h, "w": w, "downsample": down}
-    module, shape = composite_from(desc)
-    return module, shape, desc
+    while True:
+        desc = {"family": family, "channels": c, "groups": g, "blocks": n + int(down), "h": h, "w": w,
+                "downsample": down, "stem": stem}
+        module, shape = composite_from(desc)
+        macs = totals(trace_ops(module, shape[1:], in_channels=shape[0]))["macs"]
+        if macs <= MAX_COMPOSITE_MACS or c <= q:
+            return module, shape, desc
+        c = max(q, int(c * (MAX_COMPOSITE_MACS / macs) ** 0.5 / q) * q)
 
 
 def composite_from(desc: dict):
@@ -152,6 +169,7 @@ def composite_from(desc: dict):
     family, c, g = desc["family"], int(desc["channels"]), int(desc["groups"])
     down = bool(desc.get("downsample", False))
     n = int(desc["blocks"]) - int(down)
+    h, w = int(desc["h"]), int(desc["w"])
     torch.manual_seed(0)
     if family == "v1":
         blocks = [ShuffleUnit(c, c, g, 1, first_group=False) for _ in range(n)]
@@ -161,4 +179,14 @@ def composite_from(desc: dict):
         blocks += [InvertedResidual(c, 2 * c, 2)] if down else []
     else:
         blocks = [nn.Sequential(*conv_bn(c, c, 3, 1, groups=c), *conv_bn(c, c, 1, 1)) for _ in range(n)]
-    return nn.Sequential(*blocks).eval(), (c, int(desc["h"]), int(desc["w"]))
+    if not desc.get("stem"):
+        return nn.Sequential(*blocks).eval(), (c, h, w)
+    # the zoo's stems: ShuffleNet's conv + max pool + a stride-2 entry unit, MobileNet's conv + a stride-2 block
+    if family == "mobilenet":
+        entry = [*conv_bn(3, 32, 3, 2), *conv_bn(32, 32, 3, 2, groups=32), *conv_bn(32, c, 1, 1)]
+        factor = 4
+    else:
+        unit = ShuffleUnit(24, c, g, 2, first_group=True) if family == "v1" else InvertedResidual(24, c, 2)
+        entry = [*conv_bn(3, 24, 3, 2), nn.MaxPool2d(3, 2, 1), unit]
+        factor = 8
+    return nn.Sequential(*entry, *blocks).eval(), (3, h * factor, w * factor)

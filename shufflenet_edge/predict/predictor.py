@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import UsageError
 from . import fusion, profile as profiles, proxies
 from .fit import fit_models
-from .kernels import CONV_KINDS, KERNEL_KINDS, Op, blocked, model_ops, totals, trace_ops
+from .kernels import CONV_KINDS, KERNEL_KINDS, NCHWC_BLOCK, Op, blocked, model_ops, totals, trace_ops
 
 
 COMPUTE_KINDS = CONV_KINDS + ("fc",)  # the rest (element-wise, data movement, pooling) is memory-bound
@@ -48,9 +48,9 @@ def calibrate(composites: list[dict]) -> dict:
 REORDER_CREDIT_CAP = 0.5  # a kernel keeps at least half its one-op cost, whatever reorders it is spared
 
 
-def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement: float) -> list[float]:
+def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement: float, block: int = NCHWC_BLOCK) -> list[float]:
     """ms each kernel does not spend on layout reorders inside a network. A one-op model of an NCHWc
-    op (``kernels.blocked``) pays for reordering its input in and its output out; between two such ops
+    op (``kernels.blocked`` with the engine's ``block``) pays for reordering its input in and its output out; between two such ops
     a network reorders nothing. So a kernel whose first op runs NCHWc is spared its input's reorder
     when that input comes from an NCHWc kernel, and its output's when every consumer is one."""
     if not ms_per_melement or not kernels:
@@ -58,7 +58,7 @@ def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement: float) -
     index = {op.name: i for i, op in enumerate(ops)}
     where = {name: ki for ki, k in enumerate(kernels) for name in k["ops"]}
     heads = [ops[index[k["ops"][0]]] for k in kernels]
-    nchwc = [blocked(h.spec()) for h in heads]
+    nchwc = [blocked(h.spec(), block) for h in heads]
     consumers: dict[int, list[tuple[int, bool]]] = {}
     for j, op in enumerate(ops):
         for src in op.inputs:
@@ -83,8 +83,9 @@ class Predictor:
 
     def __init__(self, prof: dict):
         self.profile = prof
+        self.block = profiles.nchwc_block(prof)
         self.models, self.fallback = fit_models({k: v["points"] for k, v in prof["kernels"].items()},
-                                                prof.get("cost_unit", "ms"))
+                                                prof.get("cost_unit", "ms"), self.block)
         self.rules = fusion.fused_rules(prof["fusion"])
         self.overhead = float(prof["overhead"]["cost"])
         # the NCHWc reorder cost the profile measured (``layout``): none in a profile without it
@@ -113,7 +114,7 @@ class Predictor:
     def run(self, ops: list[Op]) -> dict:
         costs, notes = self.op_costs(ops)
         kernels = fusion.merge(ops, costs, self.rules)
-        for k, saved in zip(kernels, reorders_saved(ops, kernels, self.reorder)):
+        for k, saved in zip(kernels, reorders_saved(ops, kernels, self.reorder, self.block)):
             if saved:
                 k["cost"] -= saved
                 k["reorders_saved"] = saved

@@ -11,7 +11,7 @@ loaded (deterministic, a second or so), so a profile is plain data and never unp
 Where profiles live: ``edge predict fit`` writes to ``--out`` (default: the user cache,
 ``$EDGE_CACHE_DIR/predict`` or ``~/.cache/shufflenet-edge/predict``); a prediction without
 ``--device-profile`` takes the matching file from there, else from the repository's committed
-``bench/results/predict/``.
+``bench/results/predict/`` (host profiles in a folder per ISA, this host's first: ``committed_folders``).
 """
 from __future__ import annotations
 
@@ -44,9 +44,24 @@ def committed_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "bench" / "results" / "predict"
 
 
+def committed_folders(device: str = "host") -> list[Path]:
+    """Where committed profiles of ``device`` may be, best first. Host profiles are kept per ISA
+    (``bench/results/predict/<isa tag>/``: a profile is one machine's, and an AVX-512 host runs other
+    kernels, in other layouts, than an AVX2 one): this host's ISA first, then the others; emulated
+    ARM ones at the top."""
+    root = committed_dir()
+    if device != "host":
+        return [root]
+    from ..runtime.timing import isa_features, isa_tag
+
+    own = root / isa_tag(isa_features())
+    others = sorted(p for p in root.glob("*/") if p.is_dir() and p != own) if root.is_dir() else []
+    return [own, *others, root]
+
+
 def find(device: str = "host", engine: str = "onnxruntime", precision: str = "fp32", threads: int = 1) -> Path | None:
     name = file_name(device, engine, precision, threads)
-    for folder in (user_dir(), committed_dir()):
+    for folder in (user_dir(), *committed_folders(device)):
         if (folder / name).is_file():
             return folder / name
     return None
@@ -102,6 +117,18 @@ def problem(p) -> str | None:
     if cal is not None and not (isinstance(cal, dict) and _finite(cal.get("compute")) and _finite(cal.get("memory"))):
         return "calibration must be an object with numbers compute and memory"
     return None
+
+
+def nchwc_block(prof: dict) -> int:
+    """The NCHWc block of the engine a profile was fitted on (``kernels.blocked``): its own record, else
+    the AVX2 block for a timed profile (fitted before the block was recorded, all on AVX2 hosts) and
+    none for counts (qemu's ARM build has no NCHWc)."""
+    from .kernels import NCHWC_BLOCK
+
+    block = prof.get("nchwc_block")
+    if isinstance(block, int) and not isinstance(block, bool) and block >= 0:
+        return block
+    return NCHWC_BLOCK if prof.get("cost_unit", "ms") == "ms" else 0
 
 
 def load(path) -> dict:

@@ -10,6 +10,7 @@ units, no zoo model) for the two proxy laws and the predictor's calibration
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import sys
 import time
@@ -69,6 +70,9 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
     failures: list[dict] = []
     run = _tolerant(meas, failures)
     unit = meas.cost_unit
+    block = int(getattr(meas, "nchwc_block", 0))  # the host engine reads its own; counts under qemu have none
+    if unit == "ms":  # draws keep whole blocks of this engine's NCHWc (AVX-512's 16, AVX2's 8)
+        plan = dataclasses.replace(plan, block=block)
     try:
         seed_lists = sampling.seed_lists(plan)
         seeds = sampling.seeds_by_kind([op for ops in seed_lists for op in ops])
@@ -82,11 +86,11 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
         say("measuring fusion pairs")
         pairs = [p for p in fusion.candidate_pairs(seed_lists) if p[0]["kind"] in kinds and p[1]["kind"] in kinds]
         rules = fusion.detect(pairs, run, deadline=t0 + (LAYOUT_SHARE + FUSION_SHARE) * budget, clock=clock,
-                              reorder_ms_per_melement=per)
+                              reorder_ms_per_melement=per, block=block)
         chains = fusion.candidate_chains(seed_lists, list(fusion.fused_rules(rules)))
         rules += fusion.detect([c for c in chains if c[1]["kind"] in kinds], run,
                                deadline=t0 + (LAYOUT_SHARE + FUSION_SHARE + CHAIN_SHARE) * budget, clock=clock,
-                               reorder_ms_per_melement=per)
+                               reorder_ms_per_melement=per, block=block)
         fused = [f"{r['first']}>{r['second']}" for r in rules if r["fused"]]
         say(f"{len(rules)} pair rule(s) measured, fused: {', '.join(fused) or 'none'}; sampling {len(kinds)} kernel kinds")
         last = [clock()]
@@ -109,7 +113,7 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
             "kernels": {k: {"points": pts} for k, pts in points.items() if pts},
             "fusion": rules, "layout": reorder, "versions": versions(), "failures": failures,
         }
-        models, _ = fit.fit_models({k: v["points"] for k, v in prof["kernels"].items()}, unit)
+        models, _ = fit.fit_models({k: v["points"] for k, v in prof["kernels"].items()}, unit, profiles.nchwc_block(prof))
         for kind, entry in prof["kernels"].items():
             entry["law"] = models[kind].law()
         for kind, err in fit.held_out_errors(points, unit).items():
