@@ -157,7 +157,10 @@ def _independent_parity(result, ckpt):
     eng = open_engine(result.path)
     got = eng.predict(x)
     cos = (ref * got).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))
-    return eng, float(np.abs(ref - got).max()), float(cos.min()), float((ref.argmax(1) == got.argmax(1)).mean())
+    # each image's largest logit error against the spread of its float logits
+    rel = np.abs(ref - got).max(1) / np.maximum(ref.max(1) - ref.min(1), 1e-12)
+    return (eng, float(np.abs(ref - got).max()), float(cos.min()), float((ref.argmax(1) == got.argmax(1)).mean()),
+            float(rel.max()))
 
 
 @pytest.mark.slow
@@ -176,7 +179,7 @@ def test_export_matrix_parity_in_real_runtime(name, fmt, precision, exported, tr
     assert side["macs"] > 0 and len(side["checkpoint_sha256"]) == 64 and side["labels"]
     assert not list(r.path.parent.glob(".*.tmp"))
 
-    eng, max_diff, min_cos, top1 = _independent_parity(r, trained_ckpts[name])
+    eng, max_diff, min_cos, top1, rel_err = _independent_parity(r, trained_ckpts[name])
     assert eng.name == ("onnxruntime" if fmt == "onnx" else "litert")
     if precision == "fp32":
         assert max_diff <= 1e-4 and r.parity["max_abs_diff"] <= 1e-4
@@ -184,7 +187,12 @@ def test_export_matrix_parity_in_real_runtime(name, fmt, precision, exported, tr
     else:
         assert min_cos >= COSINE_FLOOR[precision], (max_diff, min_cos, top1)
         assert r.parity["cosine"] >= COSINE_FLOOR[precision]
-        assert top1 >= 0.9
+        # Not top-1: these one-epoch fixtures' float logits tie within 1.2% of their spread (v1_g3), and an
+        # int8 error of 0.5-0.8% of it flips such ties by the kernels' rounding: top-1 agreement was >= 90%
+        # on an AVX2 host and 71-83% on an AVX-512 VNNI one, for files of the same quality. Each logit's
+        # error against the spread is what quantization controls: measured up to 2.7% (v2_1.0x int8 NHWC
+        # TFLite; a broken scale errs by the spread itself). int8 top-1 on a converged model: test_eval.
+        assert rel_err <= 0.06, (rel_err, top1)
     if fmt == "tflite" and precision == "int8":  # full integer: int8 tensors in and out
         from ai_edge_litert.interpreter import Interpreter
 

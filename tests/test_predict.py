@@ -379,7 +379,7 @@ def test_cli_table_and_json(cli, tmp_path):
 def test_onnx_file_reads_like_the_registered_model(tmp_path):
     from shufflenet_edge.models import create_model
     from shufflenet_edge.predict import predict
-    from shufflenet_edge.predict.measure import export_onnx
+    from shufflenet_edge.predict.micro import export_onnx
 
     net = create_model("v2_0.5x", input_size=64)
     path = export_onnx(net, [[1, 3, 64, 64]], tmp_path / "v2.onnx")

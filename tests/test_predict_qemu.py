@@ -55,7 +55,7 @@ def test_counting_guest_answers_each_file_and_survives_a_bad_one(tmp_path):
     failing syscalls): one JSON line per request, an error line for a corrupt file, then on."""
     from shufflenet_edge.bench.targets.base import RUNTIME_DIR
     from shufflenet_edge.predict import micro
-    from shufflenet_edge.predict.measure import export_onnx
+    from shufflenet_edge.predict.micro import export_onnx
 
     good = export_onnx(*micro.build([{"kind": "add", "cin": 4, "cout": 4, "h": 3, "w": 3}]), tmp_path / "add.onnx")
     bad = tmp_path / "bad.onnx"

@@ -33,12 +33,11 @@ def runs_nchwc(spec: dict, workdir) -> bool:
     import onnxruntime as ort
 
     from . import micro
-    from .measure import export_onnx
 
     src, opt = Path(workdir) / "nchwc.onnx", Path(workdir) / "nchwc.opt.onnx"
     try:
         module, shapes = micro.build([spec])
-        export_onnx(module, shapes, src)
+        micro.export_onnx(module, shapes, src)
         so = ort.SessionOptions()
         so.optimized_model_filepath = str(opt)
         so.log_severity_level = 3  # its warning that the saved graph is for this host only: that is the point

@@ -13,7 +13,6 @@ same graph: BatchNorm folded into the conv in eval mode, the same opset.
 from __future__ import annotations
 
 import tempfile
-import warnings
 from pathlib import Path
 
 from ..runtime.micro_session import MicroSession
@@ -34,25 +33,12 @@ OVERHEAD_SPEC = {"kind": "relu", "cin": 1, "cout": 1, "h": 1, "w": 1}
 STABILITY_KEYS = ("verdict", "reasons", "ci_halfwidth", "cv", "others_cpu_share", "load_1min")
 
 
-def export_onnx(module, shapes: list[list[int]], path: Path) -> Path:
-    import torch
-
-    from ..export.onnx_export import OPSET
-
-    xs = tuple(torch.randn(*s) for s in shapes)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, xs, str(path), dynamo=False, opset_version=OPSET,
-                          input_names=[f"x{i}" for i in range(len(xs))])
-    return path
-
-
 class Canary:
     """The canary micro-model, kept open: ``case()`` to time beside others, ``ratio(result)``: its time
     in that window over the fastest it has run (which every timing may lower)."""
 
     def __init__(self, workdir: Path, threads: int = 1):
-        path = export_onnx(*micro.build([CANARY_SPEC]), Path(workdir) / "canary.onnx")
+        path = micro.export_onnx(*micro.build([CANARY_SPEC]), Path(workdir) / "canary.onnx")
         self.session = MicroSession(path, threads=threads, metadata={})
         self.case_ = self.session.bound(self.session.feeds(0))
         self.fastest = min(undisturbed_ms(time_cases([self.case_], runs=None, warmup=3, max_seconds=0.3)[0])
@@ -143,7 +129,7 @@ class HostOnnxRuntime:
         try:
             for module, shapes in builts:
                 self.n += 1
-                paths.append(export_onnx(module, shapes, self.workdir / f"m{self.n}.onnx"))
+                paths.append(micro.export_onnx(module, shapes, self.workdir / f"m{self.n}.onnx"))
                 engines.append(MicroSession(paths[-1], threads=self.threads, metadata={}))
             cases = []
             for i, eng in enumerate(engines):

@@ -10,6 +10,8 @@ passes it on to the concat).
 from __future__ import annotations
 
 import math
+import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -111,6 +113,18 @@ def chain_specs(specs: list[dict]) -> list[dict]:
             s["groups"] = 1
         out.append(s)
     return out
+
+
+def export_onnx(module, shapes: list[list[int]], path: Path) -> Path:
+    """``module`` as an ONNX file for inputs of ``shapes`` (TorchScript exporter: ``measure.py`` says why)."""
+    from ..export.onnx_export import OPSET
+
+    xs = tuple(torch.randn(*s) for s in shapes)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, xs, str(path), dynamo=False, opset_version=OPSET,
+                          input_names=[f"x{i}" for i in range(len(xs))])
+    return path
 
 
 def build(specs: list[dict]) -> tuple[nn.Module, list[list[int]]]:

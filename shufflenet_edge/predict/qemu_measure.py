@@ -19,7 +19,8 @@ import tempfile
 from pathlib import Path
 
 from . import micro
-from .measure import OVERHEAD_SPEC, export_onnx
+from .measure import OVERHEAD_SPEC
+from .micro import export_onnx
 
 INFERENCES = 2  # counted one by one after an uncounted one: "stable" when the two agree (the lower is kept)
 CHAIN = 4  # ReLUs in the longer chain that measures the cost per node
