@@ -40,8 +40,11 @@ try {
     if (opt.bench) out.bench = await page.evaluate((n) => window.edgeDemo.bench(n), parseInt(opt.bench, 10));
     if (opt["click-bench"]) {
       await page.click("#bench");
+      // until the report is saved (or refused), or an error shows: an info line ("... ready") is no reason to stop,
+      // and closing the browser then loses the report (a suite run under load did)
       await page.waitForFunction(() => /saved on the server|rejected/.test(document.getElementById("f-bench").textContent)
-        || document.getElementById("message").textContent, null, { timeout: 300000 });
+        || (document.getElementById("message").textContent && document.getElementById("message").className !== "info"),
+        null, { timeout: 300000 });
     }
   }
   out.message = await page.evaluate(() => document.getElementById("message").textContent);
