@@ -100,7 +100,8 @@ def test_host_draws_keep_nchwc_blocks_and_fit_each_layout_apart():
     assert blocked({**_spec("conv", 3, k=3, stride=2, pad=1), "cout": 24})  # a stem's 3 image channels
     # AVX-512's block of 16: dense and depthwise convs keep their multiple of 4, pools and grouped convs need 16s
     assert blocked(_spec("dwconv", 36, k=3, stride=1, pad=1, groups=36), 16) and blocked(_spec("conv1x1", 12), 16)
-    assert not blocked(_spec("maxpool", 24, k=3, stride=2, pad=1), 16) and blocked(_spec("maxpool", 48, k=3, stride=2, pad=1), 16)
+    pool = {"k": 3, "stride": 2, "pad": 1}
+    assert not blocked(_spec("maxpool", 24, **pool), 16) and blocked(_spec("maxpool", 48, **pool), 16)
     assert not blocked(_spec("gconv1x1", 120, groups=3), 16) and blocked(_spec("gconv1x1", 144, groups=3), 16)
     assert not blocked(dw, 0)  # an engine without NCHWc (the ARM build)
     assert fit.regime(_spec("maxpool", 24, k=3, stride=2, pad=1), block=16) == "nchw"

@@ -50,9 +50,10 @@ REORDER_CREDIT_CAP = 0.5  # a kernel keeps at least half its one-op cost, whatev
 
 def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement: float, block: int = NCHWC_BLOCK) -> list[float]:
     """ms each kernel does not spend on layout reorders inside a network. A one-op model of an NCHWc
-    op (``kernels.blocked`` with the engine's ``block``) pays for reordering its input in and its output out; between two such ops
-    a network reorders nothing. So a kernel whose first op runs NCHWc is spared its input's reorder
-    when that input comes from an NCHWc kernel, and its output's when every consumer is one."""
+    op (``kernels.blocked`` with the engine's ``block``) pays for reordering its input in and its output
+    out; between two such ops a network reorders nothing. So a kernel whose first op runs NCHWc is
+    spared its input's reorder when that input comes from an NCHWc kernel, and its output's when every
+    consumer is one."""
     if not ms_per_melement or not kernels:
         return [0.0] * len(kernels)
     index = {op.name: i for i, op in enumerate(ops)}

@@ -167,7 +167,8 @@ def repeatability(rows: list[dict]) -> dict | None:
     if not spreads:
         return None
     return {"passes": max(len(r["measured_passes"]) for r in rows), "n": len(spreads),
-            "within_5": float(np.mean(np.asarray(spreads) <= 0.05)), "within_10": float(np.mean(np.asarray(spreads) <= 0.10)),
+            "within_5": float(np.mean(np.asarray(spreads) <= 0.05)),
+            "within_10": float(np.mean(np.asarray(spreads) <= 0.10)),
             "median_spread": float(np.median(spreads)), "max_spread": float(max(spreads))}
 
 
