@@ -61,7 +61,7 @@ def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement: float, b
     heads = [ops[index[k["ops"][0]]] for k in kernels]
     nchwc = [blocked(h.spec(), block) for h in heads]
     consumers: dict[int, list[tuple[int, bool]]] = {}
-    for j, op in enumerate(ops):
+    for op in ops:
         for src in op.inputs:
             if src >= 0 and where[ops[src].name] != where[op.name]:
                 consumers.setdefault(src, []).append((where[op.name], heads[where[op.name]] is op))

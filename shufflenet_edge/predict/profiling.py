@@ -113,8 +113,7 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
             "kernels": {k: {"points": pts} for k, pts in points.items() if pts},
             "fusion": rules, "layout": reorder, "versions": versions(), "failures": failures,
         }
-        models, _ = fit.fit_models({k: v["points"] for k, v in prof["kernels"].items()}, unit,
-                                   profiles.nchwc_block(prof))
+        models, _ = fit.fit_models({k: v["points"] for k, v in prof["kernels"].items()}, unit, block)
         for kind, entry in prof["kernels"].items():
             entry["law"] = models[kind].law()
         for kind, err in fit.held_out_errors(points, unit).items():

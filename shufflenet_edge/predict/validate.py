@@ -199,16 +199,21 @@ def validate(profile=None, models=VALIDATION_MODELS, sizes=VALIDATION_SIZES, out
     passes = int(passes) if unit == "ms" else 1  # counts are exact (and cached): one pass says all
     out = Path(out) if out else profiles.user_dir()
     rows, failures = [], []
+    preds: dict[tuple, dict | None] = {}  # (model, size) -> its prediction, made once (None: it failed)
     try:
         for n in range(passes):
             for size in sizes:
                 for m in models:
-                    if any(f["model"] == m and f["input_size"] == list(size) for f in failures):
+                    key = (m, tuple(size))
+                    if key in preds and preds[key] is None:
                         continue  # failed in an earlier pass
                     try:
-                        pred = predict(m, size, prof)
+                        if key not in preds:
+                            preds[key] = predict(m, size, prof)
+                        pred = preds[key]
                         measured, stability = measure(m, size)
                     except EdgeError as exc:  # one model that cannot be built or run: noted, the rest goes on
+                        preds[key] = None
                         failures.append({"model": m, "input_size": list(size), "error": str(exc)})
                         continue
                     row = {"model": m, "input_size": list(size), "macs": pred["macs"], "measured": measured,
