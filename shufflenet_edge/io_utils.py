@@ -207,8 +207,33 @@ def write_json(path: str | os.PathLike, obj) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+# A SIGTERM whose Terminated has not yet unwound a sigterm_unwinds block. Python runs a signal
+# handler at the next bytecode, which can be inside a gc callback or a __del__ (jax registers one
+# and its import chain triggers it): an exception raised there is reported as "unraisable" and
+# dropped, and the run would finish as if never signalled. So the first SIGTERM also starts a
+# thread that repeats the signal until the block sees Terminated go through it.
+_pending = threading.Event()
+_stop_resend = threading.Event()
+RESEND_S = 0.25
+
+
+def _resend(main_ident: int) -> None:
+    while not _stop_resend.wait(RESEND_S):
+        signal.pthread_kill(main_ident, signal.SIGTERM)
+
+
 def _raise_terminated(signum, frame):
+    if not _pending.is_set():
+        _pending.set()
+        _stop_resend.clear()
+        threading.Thread(target=_resend, args=(threading.main_thread().ident,), daemon=True,
+                         name="sigterm-resend").start()
     raise Terminated()
+
+
+def _settle() -> None:
+    _pending.clear()
+    _stop_resend.set()
 
 
 @contextlib.contextmanager
@@ -222,5 +247,12 @@ def sigterm_unwinds():
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
+    except Terminated:
+        _settle()  # it is unwinding now: no more repeats, so cleanup runs undisturbed
+        raise
+    else:
+        if _pending.is_set():  # every repeat was swallowed too: stop here rather than report success
+            _settle()
+            raise Terminated()
     finally:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

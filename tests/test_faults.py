@@ -202,6 +202,27 @@ def test_sigterm_during_export_cleans_up_and_exits_143(tmp_path):
     assert sorted(os.listdir(out)) == ["keep.onnx"] and (out / "keep.onnx").read_bytes() == b"earlier"
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_sigterm_swallowed_in_a_finalizer_still_unwinds():
+    """A handler that fires inside __del__ (or a gc callback: jax's import chain runs one) has its
+    exception dropped by Python; the signal is repeated until the block unwinds (CI once saw an
+    export finish with exit 0 after SIGTERM)."""
+    from shufflenet_edge.io_utils import Terminated, sigterm_unwinds
+
+    class Finalizer:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler runs here, and Python drops its Terminated
+
+    t0 = time.monotonic()
+    with pytest.raises(Terminated), sigterm_unwinds():
+        Finalizer()
+        for _ in range(100):
+            time.sleep(0.02)
+    assert time.monotonic() - t0 < 1.5
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 @pytest.fixture(scope="module")
 def trained_export(tmp_path_factory):
     """A 'trained' checkpoint (weights that are not the random init, saved in the project's
