@@ -311,6 +311,17 @@ def test_calibration_from_composites_scales_compute_and_memory_kernels():
     assert scaled["uncalibrated"] == pytest.approx(plain["predicted"])
 
 
+def test_a_cases_before_hook_runs_ahead_of_every_run_untimed():
+    import time
+
+    from shufflenet_edge.runtime.timing import time_cases
+
+    calls = []
+    r = time_cases([(lambda x: None, None, lambda: (calls.append(1), time.sleep(0.004)))], runs=20, warmup=2,
+                   rounds=4)[0]
+    assert len(calls) == 20 and r["latency_ms"]["p50"] < 1.0
+
+
 def test_profile_round_trip(tmp_path):
     from shufflenet_edge.predict import predict
 

@@ -252,7 +252,8 @@ def round_ratios(a_round_ms, b_round_ms) -> np.ndarray:
 
 def time_cases(cases: list, runs: int | None, warmup: int, rounds: int = DEFAULT_ROUNDS, on_round=None,
                max_seconds: float | None = None, target_ci: float = TARGET_CI, threads=None) -> list[dict]:
-    """Time several ``(invoke, native_input)`` cases in interleaved rounds.
+    """Time several ``(invoke, native_input)`` cases in interleaved rounds. A case may carry a third
+    item, ``before()``: called ahead of each of its runs, untimed (``predict``'s cache eviction).
 
     Each case is warmed up, then the cases take turns round by round: a burst of load from
     elsewhere on the machine then shows up as one round's median standing apart
@@ -273,7 +274,8 @@ def time_cases(cases: list, runs: int | None, warmup: int, rounds: int = DEFAULT
     adaptive = runs is None
     n_warm = max(1, int(warmup)) if adaptive else int(warmup)  # adaptive: one call at least, to size rounds
     per_run = [0.0]
-    for invoke, native in cases:
+    befores = [case[2] if len(case) > 2 else None for case in cases]
+    for invoke, native, *_ in cases:
         t0 = clock()
         for _ in range(n_warm):
             invoke(native)
@@ -292,9 +294,12 @@ def time_cases(cases: list, runs: int | None, warmup: int, rounds: int = DEFAULT
         turns = list(range(len(cases)))
         order.shuffle(turns)
         for i in turns:
-            invoke, native = cases[i]
+            invoke, native, *_ = cases[i]
+            before = befores[i]
             got = []
             for _ in range(chunk):
+                if before is not None:
+                    before()
                 t0 = clock()
                 invoke(native)
                 got.append(clock() - t0)
