@@ -563,6 +563,23 @@ def test_a_composite_rebuilds_from_its_description():
     assert micro.composite_from(old)[1] == (58, 14, 14)
 
 
+def test_reorder_cost_follows_the_measured_curve_by_tensor_size():
+    """Beyond the caches a reorder costs more per element: the profile keeps a curve over sizes
+    (``layout.curve``, neighbour-median smoothed) and a large map's kernels are credited by it."""
+    from shufflenet_edge.predict.layout import curve, pair_reorders, reorder_ms
+
+    pts = [{"elements": e, "ms_per_melement": r} for e, r in ((1e5, 0.1), (6e5, 0.1), (1.3e6, 0.3), (2.5e6, 0.4),
+                                                               (5e6, 0.4), (2e5, 5.0))]
+    cv = curve(pts)
+    assert [e for e, _ in cv] == sorted(e for e, _ in cv) and max(r for _, r in cv) <= 0.4  # the 5.0 outlier is out
+    assert reorder_ms(1e5, cv) == pytest.approx(0.1 * 0.1)
+    assert reorder_ms(2e7, cv) == pytest.approx(0.4 * 20)  # held at the end
+    assert reorder_ms(3e6, cv) / 3 > 3 * reorder_ms(1e5, cv) / 0.1  # per element, 3x and more
+    assert reorder_ms(1e6, 0.2) == pytest.approx(0.2)  # a profile from before the curve: one constant
+    conv = {"kind": "conv1x1", "cin": 64, "cout": 64, "h": 280, "w": 280, "k": 1, "stride": 1, "pad": 0, "groups": 1}
+    assert pair_reorders(conv, conv, cv, 16) == pytest.approx(2 * 0.4 * 64 * 280 * 280 / 1e6)
+
+
 def test_nchwc_reorders_between_blocked_kernels_are_spared():
     """Between two NCHWc kernels a network reorders nothing, though each one-op model paid for it:
     MobileNet v1's convs chain in NCHWc and are spared, a grouped conv with 12 channels per group

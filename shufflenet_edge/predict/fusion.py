@@ -81,7 +81,7 @@ def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) ->
     return _first_instances_first(seen)
 
 
-def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement: float = 0.0,
+def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement=0.0,
            block: int = NCHWC_BLOCK) -> list[dict]:
     """Time each pair alone and together with ``measure(list of specs) -> {"cost": net cost}`` (None:
     that chain failed), or, when ``measure`` has ``together(list of chains)``, all three in one
@@ -90,7 +90,8 @@ def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement: f
     one rule per (kind A, kind B) with its saving, verdict and every timing.
     A pair's A may be a list of specs (a fused kernel, from ``candidate_chains``): its rule's first
     kind is theirs joined by '+', as the kernel it stands for is named.
-    ``reorder_ms_per_melement`` (the host's measured NCHWc reorder cost): savings are judged net of the
+    ``reorder_ms_per_melement`` (the host's measured NCHWc reorder cost, a curve or a constant:
+    ``layout.reorder_ms``): savings are judged net of the
     reorders a network would not run (``layout.pair_reorders``, with the engine's NCHWc ``block``)."""
     import time
 

@@ -13,13 +13,20 @@ reorders the add's second input, which a network's residual already holds in blo
 """
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
+
+import numpy as np
 
 from .kernels import NCHWC_BLOCK, blocked, spec_counts
 
 # (channels, map side) of the conv pairs: the zoo's range of 1x1 convs, small to large tensors
-GRID = ((32, 56), (64, 28), (64, 56), (128, 28), (128, 14), (256, 14), (48, 112), (96, 56))
+# the last three are tensors of 5-20 MB, as at 480x640: beyond the caches a reorder costs ~4x as much
+# per element (measured here, AMD EPYC, 32 MiB L3: 0.10 ms per million elements up to 2.4 MB, 0.29 at
+# 5 MB, 0.40 at 10 and 20 MB), and one constant under-credited the large maps' kernels
+GRID = ((32, 56), (64, 28), (64, 56), (128, 28), (128, 14), (256, 14), (48, 112), (96, 56), (32, 200), (32, 280),
+        (64, 280))
 
 
 def _conv(c: int, side: int) -> dict:
@@ -81,18 +88,40 @@ def measure(together, deadline=None, clock=None) -> dict | None:
     if not points:
         return None
     per = max(0.0, statistics.median(p["ms_per_melement"] for p in points))
-    return {"reorder_ms_per_melement": per, "points": points}
+    return {"reorder_ms_per_melement": per, "reorder_curve": curve(points), "points": points}
 
 
-def pair_reorders(a: dict, b: dict, per_melement: float, block: int = NCHWC_BLOCK) -> float:
+def curve(points: list[dict]) -> list[list[float]]:
+    """``[[elements, ms per million elements], ...]`` by size, each rate the median of three
+    neighbouring sizes (one noisy pair of timings must not bend the curve)."""
+    pts = sorted((p["elements"], p["ms_per_melement"]) for p in points)
+    out = []
+    for i, (elems, _) in enumerate(pts):
+        lo = max(0, min(i - 1, len(pts) - 3))  # three at the ends too
+        out.append([float(elems), max(0.0, statistics.median(r for _, r in pts[lo:lo + 3]))])
+    return out
+
+
+def reorder_ms(elements: float, rate) -> float:
+    """ms to reorder a tensor of ``elements`` between NCHW and NCHWc: ``rate`` is a profile's
+    ``reorder_curve`` (interpolated in log size, held at its ends) or one ms-per-million constant
+    (profiles made before the curve)."""
+    if not rate:
+        return 0.0
+    if isinstance(rate, (int, float)):
+        return float(rate) * elements / 1e6
+    xs = [math.log(max(1.0, e)) for e, _ in rate]
+    return float(np.interp(math.log(max(1.0, elements)), xs, [r for _, r in rate])) * elements / 1e6
+
+
+def pair_reorders(a: dict, b: dict, per_melement, block: int = NCHWC_BLOCK) -> float:
     """ms of reorders in the timings of ``a`` then ``b`` (alone and chained) that a network would not
     run, to take out of the pair's saving: two between two NCHWc ops (their one-op models each pay
     one, the chain neither), and the second input of an add after an NCHWc op (the chain pays it)."""
     if not per_melement or not blocked(a, block):
         return 0.0
-    per = per_melement / 1e6
     if blocked(b, block):
-        return 2 * per * spec_counts(b)["in_elems"]
+        return 2 * reorder_ms(spec_counts(b)["in_elems"], per_melement)
     if b["kind"] == "add":
-        return -per * spec_counts(b)["in_elems"] / 2
+        return -reorder_ms(spec_counts(b)["in_elems"] / 2, per_melement)
     return 0.0

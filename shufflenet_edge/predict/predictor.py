@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import UsageError
 from . import fusion, profile as profiles, proxies
 from .fit import fit_models
+from .layout import reorder_ms
 from .kernels import CONV_KINDS, KERNEL_KINDS, NCHWC_BLOCK, Op, blocked, model_ops, totals, trace_ops
 
 
@@ -48,7 +49,7 @@ def calibrate(composites: list[dict]) -> dict:
 REORDER_CREDIT_CAP = 0.5  # a kernel keeps at least half its one-op cost, whatever reorders it is spared
 
 
-def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement: float, block: int = NCHWC_BLOCK) -> list[float]:
+def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement, block: int = NCHWC_BLOCK) -> list[float]:
     """ms each kernel does not spend on layout reorders inside a network. A one-op model of an NCHWc
     op (``kernels.blocked`` with the engine's ``block``) pays for reordering its input in and its output
     out; between two such ops a network reorders nothing. So a kernel whose first op runs NCHWc is
@@ -66,16 +67,16 @@ def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement: float, b
             if src >= 0 and where[ops[src].name] != where[op.name]:
                 consumers.setdefault(src, []).append((where[op.name], heads[where[op.name]] is op))
     saved = [0.0] * len(kernels)
-    per = ms_per_melement / 1e6
     for src, uses in consumers.items():
         kp = where[ops[src].name]
         if not nchwc[kp]:
             continue
         into = [kc for kc, at_head in uses if at_head and nchwc[kc]]
+        cost = reorder_ms(ops[src].out_elems, ms_per_melement)
         for kc in into:
-            saved[kc] += per * ops[src].out_elems
+            saved[kc] += cost
         if len(into) == len(uses):
-            saved[kp] += per * ops[src].out_elems
+            saved[kp] += cost
     return [min(sv, REORDER_CREDIT_CAP * k["cost"]) for sv, k in zip(saved, kernels)]
 
 
@@ -90,7 +91,8 @@ class Predictor:
         self.rules = fusion.fused_rules(prof["fusion"])
         self.overhead = float(prof["overhead"]["cost"])
         # the NCHWc reorder cost the profile measured (``layout``): none in a profile without it
-        self.reorder = float((prof.get("layout") or {}).get("reorder_ms_per_melement") or 0.0)
+        lay = prof.get("layout") or {}
+        self.reorder = lay.get("reorder_curve") or float(lay.get("reorder_ms_per_melement") or 0.0)
         cal = prof.get("calibration") or {}
         self.scale = {"compute": float(cal.get("compute", 1.0)), "memory": float(cal.get("memory", 1.0))}
 
