@@ -102,6 +102,13 @@ def curve(points: list[dict]) -> list[list[float]]:
     return out
 
 
+def reorder_rate(entry: dict | None):
+    """The reorder cost a profile's ``layout`` entry holds, as ``reorder_ms`` takes it: its curve, else
+    its one constant (profiles made before the curve), else 0 (no layout measured)."""
+    entry = entry or {}
+    return entry.get("reorder_curve") or float(entry.get("reorder_ms_per_melement") or 0.0)
+
+
 def reorder_ms(elements: float, rate) -> float:
     """ms to reorder a tensor of ``elements`` between NCHW and NCHWc: ``rate`` is a profile's
     ``reorder_curve`` (interpolated in log size, held at its ends) or one ms-per-million constant

@@ -43,8 +43,8 @@ class Canary:
         invoke, native = self.session.bound(self.session.feeds(0))
         # one untimed run ahead of each timed one: the canary is timed between runs of the case it
         # watches, and a network of tens of MB leaves none of the canary's 0.4 MB cached (its first run
-        # after one read 1.3-2.5x its fastest on an idle machine, and every composite and zoo row was
-        # taken again for a slow spell that was never there)
+        # after one read 1.3-2.5x its fastest on an idle machine, and every large composite was taken
+        # again for a slow spell that was never there)
         self.case_ = (invoke, native, lambda: invoke(native))
         self.fastest = min(undisturbed_ms(time_cases([self.case_], runs=None, warmup=3, max_seconds=0.3)[0])
                            for _ in range(3))

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import UsageError
 from . import fusion, profile as profiles, proxies
 from .fit import fit_models
-from .layout import reorder_ms
+from .layout import reorder_ms, reorder_rate
 from .kernels import CONV_KINDS, KERNEL_KINDS, NCHWC_BLOCK, Op, blocked, model_ops, totals, trace_ops
 
 
@@ -91,8 +91,7 @@ class Predictor:
         self.rules = fusion.fused_rules(prof["fusion"])
         self.overhead = float(prof["overhead"]["cost"])
         # the NCHWc reorder cost the profile measured (``layout``): none in a profile without it
-        lay = prof.get("layout") or {}
-        self.reorder = lay.get("reorder_curve") or float(lay.get("reorder_ms_per_melement") or 0.0)
+        self.reorder = reorder_rate(prof.get("layout"))
         cal = prof.get("calibration") or {}
         self.scale = {"compute": float(cal.get("compute", 1.0)), "memory": float(cal.get("memory", 1.0))}
 

@@ -82,7 +82,7 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
         if unit == "ms" and run.together is not None:  # NCHWc is the x86 runtime's; counts under qemu have none
             say(f"fixed cost {show(meas.fixed_cost, unit)} per inference; measuring layout reorders")
             reorder = layout.measure(run.together, deadline=clock() + LAYOUT_SHARE * budget, clock=clock)  # set-up may overrun
-        per = (reorder or {}).get("reorder_curve") or (reorder or {}).get("reorder_ms_per_melement", 0.0)
+        per = layout.reorder_rate(reorder)
         say("measuring fusion pairs")
         pairs = [p for p in fusion.candidate_pairs(seed_lists) if p[0]["kind"] in kinds and p[1]["kind"] in kinds]
         rules = fusion.detect(pairs, run, deadline=t0 + (LAYOUT_SHARE + FUSION_SHARE) * budget, clock=clock,

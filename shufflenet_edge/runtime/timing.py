@@ -253,7 +253,7 @@ def round_ratios(a_round_ms, b_round_ms) -> np.ndarray:
 def time_cases(cases: list, runs: int | None, warmup: int, rounds: int = DEFAULT_ROUNDS, on_round=None,
                max_seconds: float | None = None, target_ci: float = TARGET_CI, threads=None) -> list[dict]:
     """Time several ``(invoke, native_input)`` cases in interleaved rounds. A case may carry a third
-    item, ``before()``: called ahead of each of its runs, untimed (``predict``'s cache eviction).
+    item, ``before()``: called ahead of each of its runs, untimed (``predict.measure.Canary``'s warm run).
 
     Each case is warmed up, then the cases take turns round by round: a burst of load from
     elsewhere on the machine then shows up as one round's median standing apart
