@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -223,6 +224,8 @@ def _resend(main_ident: int) -> None:
 
 
 def _raise_terminated(signum, frame):
+    if _pending.is_set() and isinstance(sys.exc_info()[1], Terminated):
+        return  # a repeat landing in an except/finally that a Terminated is already unwinding through
     if not _pending.is_set():
         _pending.set()
         _stop_resend.clear()
@@ -236,6 +239,17 @@ def _settle() -> None:
     _stop_resend.set()
 
 
+def _quiet_terminated(previous_hook):
+    """An unraisable hook that drops a Terminated without its traceback: the repeat will deliver
+    it where it can unwind, so "Exception ignored in __del__ ... Traceback" is noise a user of a
+    one-line error should not see. Anything else goes to the hook that was there."""
+    def hook(unraisable):
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, Terminated):
+            return
+        previous_hook(unraisable)
+    return hook
+
+
 @contextlib.contextmanager
 def sigterm_unwinds():
     """While the block runs, SIGTERM raises ``Terminated`` (a KeyboardInterrupt) so every
@@ -245,6 +259,8 @@ def sigterm_unwinds():
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_terminated(previous_hook)
     try:
         yield
     except Terminated:
@@ -255,4 +271,7 @@ def sigterm_unwinds():
             _settle()
             raise Terminated()
     finally:
+        _settle()  # also when the block turned its Terminated into another error: a repeat after the
+        # handler goes back would kill the process with the default action instead of reporting it
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        sys.unraisablehook = previous_hook

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -221,6 +222,35 @@ def test_sigterm_swallowed_in_a_finalizer_still_unwinds():
             time.sleep(0.02)
     assert time.monotonic() - t0 < 1.5
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_sigterm_repeats_neither_print_tracebacks_nor_cut_cleanup_short():
+    """The repeats must not show up to a user: a Terminated dropped in a __del__ prints no
+    "Exception ignored ... Traceback" (CI saw one from tqdm's __del__ above a torchrun rank's
+    one-line error), and a repeat that lands in a finally the first Terminated is already
+    unwinding through does not cut that cleanup short."""
+    code = textwrap.dedent("""
+        import os, signal, time
+        from shufflenet_edge.io_utils import Terminated, sigterm_unwinds
+        class Finalizer:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+        try:
+            with sigterm_unwinds():
+                Finalizer()
+                try:
+                    for _ in range(100):
+                        time.sleep(0.02)
+                finally:
+                    time.sleep(0.8)  # several repeat periods
+                    print("cleanup finished", flush=True)
+        except Terminated:
+            print("unwound", flush=True)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["cleanup", "finished", "unwound"], r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
 
 
 @pytest.fixture(scope="module")
