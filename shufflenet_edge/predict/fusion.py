@@ -8,6 +8,12 @@ rule is a (kind A, kind B) pair; it counts as fused when its median saving is at
 ``FUSED_MIN_SAVING``. The candidates are the producer -> consumer pairs the seed models contain,
 at their own shapes, so nothing about an engine is assumed.
 
+An engine whose optimized graph can be read (ONNX Runtime's) also says itself which pairs it fuses:
+fewer ops for the pair than for its parts. Such a pair counts as fused whatever its saving (a
+grouped conv with the residual Add as FusedConv's Z input saves only ~0.2 of the Add's one-op cost,
+the copy of Z into the output stays, yet the ReLU after it then runs free, and a network pays for
+that Add and ReLU ~0.2 of their one-op costs).
+
 In a prediction a fused B is merged into A's kernel and costs (1 - saving) of its own estimate.
 
 A fused pair can take a third op in (ONNX Runtime's CPU FusedConv holds a Conv, the residual Add
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import statistics
 
-from .kernels import NCHWC_BLOCK
+from .kernels import NCHWC_BLOCK, spec_counts
 from .layout import pair_reorders
 
 FUSED_MIN_SAVING = 0.3
@@ -33,36 +39,47 @@ def saving(a: float, b: float, ab: float) -> float:
     return max(-1.0, min(1.0, (a + b - ab) / b))
 
 
+def _size(spec: dict) -> int:
+    c = spec_counts(spec)
+    return c["in_elems"] + c["out_elems"]
+
+
+def _note(seen: dict, key, instance, second: dict) -> None:
+    """Count one occurrence of candidate ``key``; keep its first instance and its largest one (by the
+    elements of ``second``, the op whose saving is measured)."""
+    entry = seen.setdefault(key, [0, instance, instance, _size(second)])
+    entry[0] += 1
+    if _size(second) > entry[3]:
+        entry[2], entry[3] = instance, _size(second)
+
+
 def candidate_pairs(ops_per_model: list[list]) -> list[tuple[dict, dict, int]]:
     """(spec A, spec B, how often) for each distinct (kind A, kind B) producer -> consumer pair in
-    the models, with the specs of its first instance and, when it occurs again, of a second one."""
+    the models, at its largest instance (where B's saving is worth the most ms, and measurable: the
+    first instance of a ReLU after a fused conv+add cost 2-4 us, and its saving read -0.26 and +0.60)
+    and, when it differs, at its first."""
     seen: dict[tuple[str, str], list] = {}
     for ops in ops_per_model:
         for op in ops:
             for src in op.inputs:
-                if src < 0:
-                    continue
-                a = ops[src]
-                key = (a.kind, op.kind)
-                entry = seen.setdefault(key, [0, []])
-                entry[0] += 1
-                if len(entry[1]) < 2 and (not entry[1] or entry[1][0][0] != a.spec()):
-                    entry[1].append((a.spec(), op.spec()))
-    return _first_instances_first(seen)
+                if src >= 0:
+                    _note(seen, (ops[src].kind, op.kind), (ops[src].spec(), op.spec()), op.spec())
+    return _largest_first(seen)
 
 
-def _first_instances_first(seen: dict) -> list[tuple]:
-    """(instance..., count) of each candidate, most frequent first, and every candidate's first
-    instance before any second one: a phase cut short by its budget still sees each pair once (a
+def _largest_first(seen: dict) -> list[tuple]:
+    """(instance..., count) of each candidate, most frequent first, and every candidate's largest
+    instance before any first one: a phase cut short by its budget still sees each pair once (a
     busy machine cut the arm fit's pairs at 18 rules, before the grouped conv's)."""
     ranked = sorted(seen.values(), key=lambda v: -v[0])
-    return [(*inst[i], count) for i in (0, 1) for count, inst in ranked if i < len(inst)]
+    return ([(*largest, count) for count, _first, largest, _ in ranked]
+            + [(*first, count) for count, first, largest, _ in ranked if first[0] != largest[0] or first[1] != largest[1]])
 
 
 def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) -> list[tuple[list, dict, int]]:
     """([spec A, spec B], spec C, how often) for each fused pair (kind A, kind B) and each kind C that
-    consumes a B fed by an A in the models: the context a fused kernel's next op runs in (first two
-    instances of each, as ``candidate_pairs``)."""
+    consumes a B fed by an A in the models: the context a fused kernel's next op runs in (largest and
+    first instances, as ``candidate_pairs``)."""
     wanted = set(fused)
     seen: dict[tuple[str, str, str], list] = {}
     for ops in ops_per_model:
@@ -73,12 +90,8 @@ def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) ->
                 if not a_idx:
                     continue
                 a = ops[a_idx[0]]
-                entry = seen.setdefault((a.kind, b.kind, op.kind), [0, []])
-                entry[0] += 1
-                first = [a.spec(), b.spec()]
-                if len(entry[1]) < 2 and (not entry[1] or entry[1][0][0] != first):
-                    entry[1].append((first, op.spec()))
-    return _first_instances_first(seen)
+                _note(seen, (a.kind, b.kind, op.kind), ([a.spec(), b.spec()], op.spec()), op.spec())
+    return _largest_first(seen)
 
 
 def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement=0.0,
@@ -110,16 +123,22 @@ def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement=0.
             ta, tb, tab = measure(a), measure([b]), measure([*a, b])
         if ta is None or tb is None or tab is None:  # failed to export or run: no verdict from this pair
             continue
+        graph = getattr(measure, "graph_ops", None)
+        ops = [graph(chain) for chain in (a, [b], [*a, b])] if graph is not None else None
+        merged = None if ops is None or any(o is None for o in ops) else len(ops[2]) < len(ops[0]) + len(ops[1])
         layout = pair_reorders(a[0], b, reorder_ms_per_melement, block)  # a fused kernel runs in its head's layout
         s = saving(ta["cost"], tb["cost"], tab["cost"] + layout)
         by_rule.setdefault(("+".join(x["kind"] for x in a), b["kind"]), []).append(
             {"a": a[0] if len(a) == 1 else a, "b": b, "cost_a": ta["cost"], "cost_b": tb["cost"],
              "cost_ab": tab["cost"], "saving": s, **({"reorders_ms": layout} if layout else {}),
+             **({"graph_fused": merged, "graph_ops": ops[2]} if merged is not None else {}),
              "stability": [t.get("stability", {}).get("verdict") for t in (ta, tb, tab)]})
     rules = []
     for (ka, kb), pts in by_rule.items():
         med = statistics.median(p["saving"] for p in pts)
-        rules.append({"first": ka, "second": kb, "saving": round(med, 4), "fused": med >= FUSED_MIN_SAVING,
+        merged = all(p.get("graph_fused") for p in pts)  # the engine merged the pair in every instance
+        rules.append({"first": ka, "second": kb, "saving": round(max(0.0, med) if merged else med, 4),
+                      "fused": med >= FUSED_MIN_SAVING or merged, **({"graph_fused": True} if merged else {}),
                       "points": pts})
     return rules
 

@@ -33,26 +33,32 @@ def _conv(c: int, side: int) -> dict:
     return {"kind": "conv1x1", "cin": c, "cout": c, "h": side, "w": side, "k": 1, "stride": 1, "pad": 0, "groups": 1}
 
 
-def runs_nchwc(spec: dict, workdir) -> bool:
-    """Whether ONNX Runtime on this host runs the one-op model of ``spec`` in NCHWc: read from the graph
-    it optimizes (its ``com.microsoft.nchwc`` ops), not from a rule."""
+def optimized_nodes(specs: list[dict], workdir) -> list:
+    """The nodes of the graph ONNX Runtime on this host optimizes the chain ``specs`` into (its
+    fusions and layout changes, as it will run them)."""
     import onnx
     import onnxruntime as ort
 
     from . import micro
 
-    src, opt = Path(workdir) / "nchwc.onnx", Path(workdir) / "nchwc.opt.onnx"
+    src, opt = Path(workdir) / "graph.onnx", Path(workdir) / "graph.opt.onnx"
     try:
-        module, shapes = micro.build([spec])
+        module, shapes = micro.build(specs)
         micro.export_onnx(module, shapes, src)
         so = ort.SessionOptions()
         so.optimized_model_filepath = str(opt)
         so.log_severity_level = 3  # its warning that the saved graph is for this host only: that is the point
         ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
-        return any(n.domain == "com.microsoft.nchwc" for n in onnx.load(str(opt)).graph.node)
+        return list(onnx.load(str(opt)).graph.node)
     finally:
         src.unlink(missing_ok=True)
         opt.unlink(missing_ok=True)
+
+
+def runs_nchwc(spec: dict, workdir) -> bool:
+    """Whether ONNX Runtime on this host runs the one-op model of ``spec`` in NCHWc: read from the graph
+    it optimizes (its ``com.microsoft.nchwc`` ops), not from a rule."""
+    return any(n.domain == "com.microsoft.nchwc" for n in optimized_nodes([spec], workdir))
 
 
 def block_size(workdir, candidates=(8, 16)) -> int:

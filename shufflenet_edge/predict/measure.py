@@ -158,6 +158,11 @@ class HostOnnxRuntime:
         """``measure`` of several chains in one interleaved run (what ``fusion.detect`` compares)."""
         return self.time_together([micro.build(specs) for specs in spec_lists])
 
+    def graph_ops(self, specs: list[dict]) -> list[str]:
+        """The op types ONNX Runtime runs the chain ``specs`` as, layout reorders left out: fewer ops for
+        a pair than for its two parts is the engine saying it fused them (``fusion.detect``)."""
+        return [n.op_type for n in layout.optimized_nodes(specs, self.workdir) if not n.op_type.startswith("Reorder")]
+
     @property
     def fixed_cost(self) -> float:
         """The engine's fixed cost per inference of a whole model (added once per prediction)."""

@@ -228,6 +228,13 @@ class _tolerant:
         return self._guard({"composite": list(shape)}, lambda: self.meas.model(module, shape))
 
     @property
+    def graph_ops(self):
+        """The back-end's ``graph_ops(specs)`` (engines whose optimized graph can be read), guarded the same way."""
+        if not hasattr(self.meas, "graph_ops"):
+            return None
+        return lambda specs: self._guard(specs, lambda: self.meas.graph_ops(specs))
+
+    @property
     def together(self):
         """The back-end's interleaved ``together(chains)`` (timing back-ends only), guarded the same way."""
         if not hasattr(self.meas, "together"):
