@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 
+import numpy as np
 import pytest
 
 from shufflenet_edge.predict import fusion, profile as P, sampling
@@ -262,6 +263,7 @@ def synthetic_profile(rules=()) -> dict:
     return {"schema": P.SCHEMA, "version": P.VERSION, "device": "host", "target": None,
             "engine": {"name": "onnxruntime", "version": "test"}, "format": "onnx", "precision": "fp32",
             "threads": 1, "cost_unit": "ms", "overhead": {"cost": 0.01}, "kernels": kernels,
+            "nchwc_block": 0,  # an engine without NCHWc: no padded channels, the law applies as written
             "fusion": [{"first": a, "second": b, "saving": s, "fused": True} for a, b, s in rules],
             "proxies": {"fitted_on": "test", "flops": {"a": 1e-8, "k": 1.0, "n": 2},
                         "macs_memory": {"ms_per_gmac": 2.0, "ms_per_mb": 0.5, "ms_fixed": 0.01, "n": 3}}}
@@ -280,6 +282,28 @@ def test_prediction_is_the_sum_of_its_kernels_plus_the_fixed_cost():
     assert r["proxies"]["macs_memory"] == pytest.approx(2.0 * r["macs"] / 1e9 + 0.5 * r["memory_access_bytes"] / 1e6 + 0.01)
     # a larger input costs more, kernel by kernel
     assert predict("v2_1.0x", (480, 640), prof)["predicted"] > 3 * r["predicted"]
+
+
+def test_blocked_convs_are_costed_on_whole_blocks():
+    """ONNX Runtime's NCHWc conv computes whole blocks of channels: on AVX-512 (16) a 24 -> 24 1x1 conv
+    does a 32 -> 32 one's work. Laws fitted on points of whole blocks (what the host's draws keep)
+    predict the zoo's odd counts by their padded channels; an unblocked conv (58 channels, plain NCHW)
+    keeps its own count."""
+    from shufflenet_edge.predict.fit import KernelModel
+    from shufflenet_edge.predict.kernels import padded
+
+    rng = np.random.default_rng(0)
+    specs = [{"kind": "conv1x1", "cin": 16 * int(a), "cout": 16 * int(b), "h": int(h), "w": int(h), "k": 1, "stride": 1,
+              "pad": 0, "groups": 1} for a, b, h in zip(rng.integers(1, 12, 40), rng.integers(1, 12, 40),
+                                                           rng.integers(7, 60, 40))]
+    engine = lambda s: _law(padded(s, 16))  # noqa: E731
+    model = KernelModel(specs, [engine(s) for s in specs], trees=False, block=16)
+    odd = {**specs[0], "cin": 24, "cout": 24, "h": 56, "w": 56}
+    assert padded(odd, 16)["cin"] == 32 and padded({**odd, "cin": 58}, 16) == {**odd, "cin": 58}
+    assert model.predict([odd])[0] == pytest.approx(engine(odd), rel=1e-3)
+    assert model.predict([odd])[0] > 1.3 * _law(odd)
+    assert padded({**odd, "kind": "conv", "cin": 3, "k": 3}, 16)["cin"] == 3  # a stem reads its image as it is
+    assert padded(odd, 0) == odd  # no NCHWc engine (instruction counts under qemu)
 
 
 def test_fused_kernels_merge_and_lose_the_saved_cost():
@@ -376,7 +400,8 @@ def test_profile_round_trip(tmp_path):
     # the engine's NCHWc block travels with the profile; one fitted before it was recorded was an AVX2 host's
     from shufflenet_edge.predict.predictor import Predictor
 
-    assert P.nchwc_block(prof) == 8 and P.nchwc_block({**prof, "cost_unit": "instructions"}) == 0
+    legacy = {k: v for k, v in prof.items() if k != "nchwc_block"}
+    assert P.nchwc_block(legacy) == 8 and P.nchwc_block({**legacy, "cost_unit": "instructions"}) == 0
     assert Predictor(P.load(P.save({**prof, "nchwc_block": 16}, tmp_path / "avx512"))).block == 16
 
 

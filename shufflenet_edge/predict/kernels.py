@@ -95,6 +95,22 @@ def blocked(spec: dict, block: int = NCHWC_BLOCK) -> bool:
     return cin % NCHWC_CHANNELS == 0 or (kind == "conv" and cin < NCHWC_CHANNELS)
 
 
+def padded(spec: dict, block: int = NCHWC_BLOCK) -> dict:
+    """``spec`` with the channels a blocked conv computes: whole blocks of ``block`` (its NCHWc tensors
+    hold ceil(C / block) blocks, the padding included), so a 24 -> 24 1x1 conv on AVX-512 does the work
+    of a 32 -> 32 one. The image channels of a stem are read as they are; grouped convs and pools run
+    blocked only on whole blocks (``blocked``). Anything else comes back unchanged."""
+    kind = spec["kind"]
+    if kind not in ("conv1x1", "conv", "dwconv") or not blocked(spec, block):
+        return spec
+    up = lambda c: -(-int(c) // block) * block  # noqa: E731
+    if kind == "dwconv":
+        c = up(spec["cin"])
+        return {**spec, "cin": c, "cout": c, "groups": c}
+    cin = spec["cin"] if kind == "conv" and int(spec["cin"]) < NCHWC_CHANNELS else up(spec["cin"])
+    return {**spec, "cin": cin, "cout": up(spec["cout"])}
+
+
 def out_hw(spec: dict) -> tuple[int, int]:
     """Output map of a spec (convs and pools: the usual floor formula; global pool and fc: 1x1)."""
     kind, h, w = spec["kind"], int(spec["h"]), int(spec["w"])
