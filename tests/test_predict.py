@@ -228,6 +228,9 @@ def test_pairs_are_measured_at_their_largest_instance_first():
         same = [bb for aa, bb, _ in pairs if (aa["kind"], bb["kind"]) == (a["kind"], b["kind"])]
         assert size(b) == max(size(x) for x in same)
     assert ("gconv1x1", "add") in kinds and all(b["h"] == 60 for a, b, _ in head if (a["kind"], b["kind"]) == ("gconv1x1", "add"))
+    # counts under emulation are exact at any size: there each pair comes first at its first (224) instance
+    first = fusion.candidate_pairs(seeds, largest=False)[:len(kinds)]
+    assert {(a["kind"], b["kind"]) for a, b, _ in first} == kinds and all(b["h"] <= 112 for _, b, _ in first)
 
 
 def test_candidate_pairs_come_from_the_models_graphs():

@@ -53,30 +53,33 @@ def _note(seen: dict, key, instance, second: dict) -> None:
         entry[2], entry[3] = instance, _size(second)
 
 
-def candidate_pairs(ops_per_model: list[list]) -> list[tuple[dict, dict, int]]:
+def candidate_pairs(ops_per_model: list[list], largest: bool = True) -> list[tuple[dict, dict, int]]:
     """(spec A, spec B, how often) for each distinct (kind A, kind B) producer -> consumer pair in
     the models, at its largest instance (where B's saving is worth the most ms, and measurable: the
     first instance of a ReLU after a fused conv+add cost 2-4 us, and its saving read -0.26 and +0.60)
-    and, when it differs, at its first."""
+    and, when it differs, at its first. ``largest=False``: the first instance first (counts under
+    emulation: exact at any size, and a 480x640 instance costs seconds of qemu per chain)."""
     seen: dict[tuple[str, str], list] = {}
     for ops in ops_per_model:
         for op in ops:
             for src in op.inputs:
                 if src >= 0:
                     _note(seen, (ops[src].kind, op.kind), (ops[src].spec(), op.spec()), op.spec())
-    return _largest_first(seen)
+    return _ordered(seen, largest)
 
 
-def _largest_first(seen: dict) -> list[tuple]:
+def _ordered(seen: dict, largest: bool = True) -> list[tuple]:
     """(instance..., count) of each candidate, most frequent first, and every candidate's largest
-    instance before any first one: a phase cut short by its budget still sees each pair once (a
-    busy machine cut the arm fit's pairs at 18 rules, before the grouped conv's)."""
+    (or first) instance before any other: a phase cut short by its budget still sees each pair once
+    (a busy machine cut the arm fit's pairs at 18 rules, before the grouped conv's)."""
     ranked = sorted(seen.values(), key=lambda v: -v[0])
-    return ([(*largest, count) for count, _first, largest, _ in ranked]
-            + [(*first, count) for count, first, largest, _ in ranked if first[0] != largest[0] or first[1] != largest[1]])
+    head, tail = (2, 1) if largest else (1, 2)
+    return ([(*v[head], v[0]) for v in ranked]
+            + [(*v[tail], v[0]) for v in ranked if v[1][0] != v[2][0] or v[1][1] != v[2][1]])
 
 
-def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) -> list[tuple[list, dict, int]]:
+def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]],
+                     largest: bool = True) -> list[tuple[list, dict, int]]:
     """([spec A, spec B], spec C, how often) for each fused pair (kind A, kind B) and each kind C that
     consumes a B fed by an A in the models: the context a fused kernel's next op runs in (largest and
     first instances, as ``candidate_pairs``)."""
@@ -91,7 +94,7 @@ def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]]) ->
                     continue
                 a = ops[a_idx[0]]
                 _note(seen, (a.kind, b.kind, op.kind), ([a.spec(), b.spec()], op.spec()), op.spec())
-    return _largest_first(seen)
+    return _ordered(seen, largest)
 
 
 def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement=0.0,

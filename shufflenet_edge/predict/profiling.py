@@ -84,10 +84,12 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
             reorder = layout.measure(run.together, deadline=clock() + LAYOUT_SHARE * budget, clock=clock)  # set-up may overrun
         per = layout.reorder_rate(reorder)
         say("measuring fusion pairs")
-        pairs = [p for p in fusion.candidate_pairs(seed_lists) if p[0]["kind"] in kinds and p[1]["kind"] in kinds]
+        timed = unit == "ms"  # times: each pair at its largest instance first (``fusion.candidate_pairs``)
+        pairs = [p for p in fusion.candidate_pairs(seed_lists, largest=timed)
+                 if p[0]["kind"] in kinds and p[1]["kind"] in kinds]
         rules = fusion.detect(pairs, run, deadline=t0 + (LAYOUT_SHARE + FUSION_SHARE) * budget, clock=clock,
                               reorder_ms_per_melement=per, block=block)
-        chains = fusion.candidate_chains(seed_lists, list(fusion.fused_rules(rules)))
+        chains = fusion.candidate_chains(seed_lists, list(fusion.fused_rules(rules)), largest=timed)
         rules += fusion.detect([c for c in chains if c[1]["kind"] in kinds], run,
                                deadline=t0 + (LAYOUT_SHARE + FUSION_SHARE + CHAIN_SHARE) * budget, clock=clock,
                                reorder_ms_per_melement=per, block=block)
