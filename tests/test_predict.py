@@ -307,6 +307,9 @@ def test_blocked_convs_are_costed_on_whole_blocks():
     assert model.predict([odd])[0] > 1.3 * _law(odd)
     assert padded({**odd, "kind": "conv", "cin": 3, "k": 3}, 16)["cin"] == 3  # a stem reads its image as it is
     assert padded(odd, 0) == odd  # no NCHWc engine (instruction counts under qemu)
+    # a profile fitted before whole-block costing (no ``padded_channels``) keeps the laws it was validated with
+    legacy = KernelModel(specs, [engine(s) for s in specs], trees=False, block=16, padded_channels=False)
+    assert legacy.predict([odd])[0] == pytest.approx(_law(odd), rel=1e-3)
 
 
 def test_fused_kernels_merge_and_lose_the_saved_cost():
@@ -516,6 +519,7 @@ def test_fit_then_predict_smoke(edge_cli, tmp_path):
     prof = P.load(path)
     assert prof["machine"]["cpu"] and prof["engine"]["version"]
     assert prof["nchwc_block"] in (8, 16)  # read from this host's engine (AVX2 or AVX-512)
+    assert prof["padded_channels"] is True  # its laws cost blocked convs on whole blocks, and say so
     assert prof["elapsed_s"] <= 0.6 * 60 + 5, r.stderr
     pts = [p for k in prof["kernels"].values() for p in k["points"]]
     assert len(pts) >= 6 and all(p["stability"]["verdict"] in ("stable", "noisy") for p in pts), r.stderr

@@ -75,11 +75,11 @@ def regime(spec: dict, unit: str = "ms", block: int = NCHWC_BLOCK) -> str | None
     return f"k{int(spec.get('k', 1))}_s{int(spec.get('stride', 1))}"
 
 
-def features(spec: dict, unit: str = "ms", block: int = NCHWC_BLOCK) -> list[float]:
+def features(spec: dict, unit: str = "ms", block: int = NCHWC_BLOCK, pad: bool = True) -> list[float]:
     """What the tree correction sees. Instruction counts also get the channels per group: a grouped
     conv runs one GEMM per group, and its tiling (instructions per MAC) follows those sizes; times
     get whether the channels are whole NCHWc blocks (``kernels.blocked``)."""
-    if unit == "ms":
+    if unit == "ms" and pad:
         spec = padded(spec, block)
     c = spec_counts(spec)
     g = max(1, int(spec.get("groups", 1)))
@@ -109,13 +109,15 @@ class KernelModel:
     in ``unit`` (a profile's ``cost_unit``) on an engine of NCHWc ``block`` (``kernels.blocked``)."""
 
     def __init__(self, specs: list[dict], costs: list[float], trees: bool = True, unit: str = "ms",
-                 kind: str | None = None, block: int = NCHWC_BLOCK):
+                 kind: str | None = None, block: int = NCHWC_BLOCK, padded_channels: bool = True):
         from scipy.optimize import nnls
 
         self.n = len(specs)
         self.unit = unit
         self.block = int(block)
-        self.pad_block = self.block if unit == "ms" else 0  # counts under qemu: no NCHWc (block 0 anyway)
+        # times on an NCHWc engine: channels as whole blocks (``_linear_rows``); counts under qemu have no NCHWc,
+        # and a profile fitted before this kept its laws on the counts as given (``padded_channels``)
+        self.pad_block = self.block if unit == "ms" and padded_channels else 0
         self.floor = FLOORS[unit]
         if kind is None:  # one kind's points get its terms; mixed kinds (the fallback) the common ones
             kind = specs[0]["kind"] if specs and all(s["kind"] == specs[0]["kind"] for s in specs) else None
@@ -152,7 +154,8 @@ class KernelModel:
         return base
 
     def _logs(self, specs: list[dict]) -> np.ndarray:
-        return np.log1p(np.asarray([features(s, self.unit, self.block) for s in specs], dtype=np.float64))
+        return np.log1p(np.asarray([features(s, self.unit, self.block, pad=bool(self.pad_block)) for s in specs],
+                                   dtype=np.float64))
 
     def predict(self, specs: list[dict]) -> np.ndarray:
         if not specs:
@@ -174,14 +177,17 @@ class KernelModel:
         return out
 
 
-def fit_models(points: dict[str, list[dict]], unit: str = "ms",
-               block: int = NCHWC_BLOCK) -> tuple[dict[str, KernelModel], KernelModel]:
-    """One model per kind with points, and one over every point (for a kind the profile lacks)."""
-    models = {k: KernelModel([p["spec"] for p in pts], [p["cost"] for p in pts], unit=unit, block=block)
+def fit_models(points: dict[str, list[dict]], unit: str = "ms", block: int = NCHWC_BLOCK,
+               padded_channels: bool = True) -> tuple[dict[str, KernelModel], KernelModel]:
+    """One model per kind with points, and one over every point (for a kind the profile lacks).
+    ``padded_channels``: blocked convs costed on whole blocks (``KernelModel``; a profile's own flag)."""
+    models = {k: KernelModel([p["spec"] for p in pts], [p["cost"] for p in pts], unit=unit, block=block,
+                             padded_channels=padded_channels)
               for k, pts in points.items() if pts}
     every = [p for pts in points.values() for p in pts]
     # one linear law across kinds: a floor, not a guess dressed as a fit
-    fallback = KernelModel([p["spec"] for p in every], [p["cost"] for p in every], trees=False, unit=unit, block=block)
+    fallback = KernelModel([p["spec"] for p in every], [p["cost"] for p in every], trees=False, unit=unit, block=block,
+                           padded_channels=padded_channels)
     return models, fallback
 
 

@@ -86,8 +86,10 @@ class Predictor:
     def __init__(self, prof: dict):
         self.profile = prof
         self.block = profiles.nchwc_block(prof)
+        # a profile fitted before whole-block costing keeps the laws it was validated with
         self.models, self.fallback = fit_models({k: v["points"] for k, v in prof["kernels"].items()},
-                                                prof.get("cost_unit", "ms"), self.block)
+                                                prof.get("cost_unit", "ms"), self.block,
+                                                padded_channels=bool(prof.get("padded_channels")))
         self.rules = fusion.fused_rules(prof["fusion"])
         self.overhead = float(prof["overhead"]["cost"])
         # the NCHWc reorder cost the profile measured (``layout``): none in a profile without it

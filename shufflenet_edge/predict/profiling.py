@@ -114,8 +114,10 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
             "overhead": meas.overhead_entry(),
             "kernels": {k: {"points": pts} for k, pts in points.items() if pts},
             "fusion": rules, "layout": reorder, "versions": versions(), "failures": failures,
+            "padded_channels": unit == "ms",  # blocked convs costed on whole NCHWc blocks (``kernels.padded``)
         }
-        models, _ = fit.fit_models({k: v["points"] for k, v in prof["kernels"].items()}, unit, block)
+        models, _ = fit.fit_models({k: v["points"] for k, v in prof["kernels"].items()}, unit, block,
+                                   padded_channels=prof["padded_channels"])
         for kind, entry in prof["kernels"].items():
             entry["law"] = models[kind].law()
         for kind, err in fit.held_out_errors(points, unit).items():
