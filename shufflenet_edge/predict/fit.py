@@ -78,7 +78,8 @@ def regime(spec: dict, unit: str = "ms", block: int = NCHWC_BLOCK) -> str | None
 def features(spec: dict, unit: str = "ms", block: int = NCHWC_BLOCK, pad: bool = True) -> list[float]:
     """What the tree correction sees. Instruction counts also get the channels per group: a grouped
     conv runs one GEMM per group, and its tiling (instructions per MAC) follows those sizes; times
-    get whether the channels are whole NCHWc blocks (``kernels.blocked``)."""
+    get whether the channels are whole NCHWc blocks (``kernels.blocked``) and, with ``pad``, a blocked
+    conv's counts as the engine computes them (``kernels.padded``, as the law's)."""
     if unit == "ms" and pad:
         spec = padded(spec, block)
     c = spec_counts(spec)
