@@ -263,15 +263,11 @@ def sigterm_unwinds():
     sys.unraisablehook = _quiet_terminated(previous_hook)
     try:
         yield
-    except Terminated:
-        _settle()  # it is unwinding now: no more repeats, so cleanup runs undisturbed
-        raise
-    else:
         if _pending.is_set():  # every repeat was swallowed too: stop here rather than report success
-            _settle()
             raise Terminated()
     finally:
-        _settle()  # also when the block turned its Terminated into another error: a repeat after the
-        # handler goes back would kill the process with the default action instead of reporting it
+        # whatever leaves the block (Terminated, another error it became, or none) ends the repeats: one
+        # after the handler goes back would kill the process with the default action instead of reporting it
+        _settle()
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
         sys.unraisablehook = previous_hook

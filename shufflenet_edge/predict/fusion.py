@@ -47,10 +47,11 @@ def _size(spec: dict) -> int:
 def _note(seen: dict, key, instance, second: dict) -> None:
     """Count one occurrence of candidate ``key``; keep its first instance and its largest one (by the
     elements of ``second``, the op whose saving is measured)."""
-    entry = seen.setdefault(key, [0, instance, instance, _size(second)])
+    size = _size(second)
+    entry = seen.setdefault(key, [0, instance, instance, size])
     entry[0] += 1
-    if _size(second) > entry[3]:
-        entry[2], entry[3] = instance, _size(second)
+    if size > entry[3]:
+        entry[2], entry[3] = instance, size
 
 
 def candidate_pairs(ops_per_model: list[list], largest: bool = True) -> list[tuple[dict, dict, int]]:
@@ -75,7 +76,7 @@ def _ordered(seen: dict, largest: bool = True) -> list[tuple]:
     ranked = sorted(seen.values(), key=lambda v: -v[0])
     head, tail = (2, 1) if largest else (1, 2)
     return ([(*v[head], v[0]) for v in ranked]
-            + [(*v[tail], v[0]) for v in ranked if v[1][0] != v[2][0] or v[1][1] != v[2][1]])
+            + [(*v[tail], v[0]) for v in ranked if v[1] != v[2]])
 
 
 def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]],
@@ -115,6 +116,7 @@ def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement=0.
     from .micro import chain_specs
 
     by_rule: dict[tuple[str, str], list[dict]] = {}
+    graph = getattr(measure, "graph_ops", None)  # engines whose optimized graph can be read
     for a, b, _count in pairs:
         if deadline is not None and clock() >= deadline:
             break
@@ -126,7 +128,6 @@ def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement=0.
             ta, tb, tab = measure(a), measure([b]), measure([*a, b])
         if ta is None or tb is None or tab is None:  # failed to export or run: no verdict from this pair
             continue
-        graph = getattr(measure, "graph_ops", None)
         ops = [graph(chain) for chain in (a, [b], [*a, b])] if graph is not None else None
         merged = None if ops is None or any(o is None for o in ops) else len(ops[2]) < len(ops[0]) + len(ops[1])
         layout = pair_reorders(a[0], b, reorder_ms_per_melement, block)  # a fused kernel runs in its head's layout
@@ -139,9 +140,9 @@ def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement=0.
     rules = []
     for (ka, kb), pts in by_rule.items():
         med = statistics.median(p["saving"] for p in pts)
-        merged = all(p.get("graph_fused") for p in pts)  # the engine merged the pair in every instance
-        rules.append({"first": ka, "second": kb, "saving": round(max(0.0, med) if merged else med, 4),
-                      "fused": med >= FUSED_MIN_SAVING or merged, **({"graph_fused": True} if merged else {}),
+        always = all(p.get("graph_fused") for p in pts)  # the engine merged the pair in every instance
+        rules.append({"first": ka, "second": kb, "saving": round(max(0.0, med) if always else med, 4),
+                      "fused": med >= FUSED_MIN_SAVING or always, **({"graph_fused": True} if always else {}),
                       "points": pts})
     return rules
 
