@@ -45,6 +45,32 @@ def test_functional_ops_outside_layers_are_kernels_too():
     assert ops[fc.inputs[0]].kind == "gap" and fc.cin == 1280
 
 
+def test_a_clamped_activation_is_a_kernel_of_its_own(tmp_path):
+    """MobileNet v2's ReLU6 is not a ReLU to an engine (ONNX Runtime runs a Clip fused into a conv as a
+    pass over its output): from the model, from its ONNX file (Clip) and as a micro-model, it is kind
+    ``relu6``; a profile fitted before the kind existed costs it as a ReLU, as it was validated."""
+    import onnx
+
+    from shufflenet_edge.predict import micro, predict
+    from shufflenet_edge.predict.onnx_graph import onnx_ops
+
+    ops = model_ops("mobilenet_v2", 224)
+    assert "relu6" in KERNEL_KINDS and "relu" not in {o.kind for o in ops}
+    assert [o.kind for o in ops].count("relu6") == 35  # every conv but the projections
+    assert all(o.kind == "relu" for o in model_ops("v2_0.5x", 224) if "relu" in o.kind)
+    spec = _spec("relu6", 32, 14)
+    path = micro.export_onnx(*micro.build([spec]), tmp_path / "clip.onnx")
+    assert [n.op_type for n in onnx.load(str(path)).graph.node if n.op_type != "Constant"] == ["Clip"]
+    assert [o.kind for o in onnx_ops(str(path), None)[0]] == ["relu6"]
+    prof = synthetic_profile()
+    assert "relu6" in prof["kernels"]
+    legacy = {**prof, "kernels": {k: v for k, v in prof["kernels"].items() if k != "relu6"}}
+    as_relu = predict("mobilenet_v2", 224, legacy)
+    assert "relu6" not in as_relu["by_kind"] and not any("relu6" in n for n in as_relu["notes"])
+    assert as_relu["by_kind"]["relu"]["count"] == 35
+    assert "relu6" in predict("mobilenet_v2", 224, prof)["by_kind"]
+
+
 def test_spec_counts_agree_with_the_layer_counts():
     for op in model_ops("v1_g3", 224):
         got = spec_counts(op.spec())
@@ -652,6 +678,33 @@ def test_reorder_cost_follows_the_measured_curve_by_tensor_size():
     assert reorder_ms(1e6, 0.2) == pytest.approx(0.2)  # a profile from before the curve: one constant
     conv = {"kind": "conv1x1", "cin": 64, "cout": 64, "h": 280, "w": 280, "k": 1, "stride": 1, "pad": 0, "groups": 1}
     assert pair_reorders(conv, conv, cv, 16) == pytest.approx(2 * 0.4 * 64 * 280 * 280 / 1e6)
+
+
+def test_a_reorder_is_priced_at_the_working_set_of_the_op_that_pays_it():
+    """The curve is measured on C -> C convs; a 16 -> 96 expansion's output reorder of the same tensor
+    cost a third as much (its input is a sixth): a profile whose layout entry is ``keyed_by`` the
+    working set reads the curve at the paying op's mean of input and output elements, in the fusion
+    pairs and in the network alike; one without the key reads it at the tensor's size."""
+    from shufflenet_edge.predict.layout import keyed, pair_reorders, reorder_ms, working_set
+    from shufflenet_edge.predict.predictor import reorders_saved
+
+    cv = [[1e5, 0.1], [6e5, 0.1], [1.3e6, 0.3], [5e6, 0.4]]
+    expand = {"kind": "conv1x1", "cin": 16, "cout": 96, "h": 112, "w": 112, "k": 1, "stride": 1, "pad": 0, "groups": 1}
+    dw = {"kind": "dwconv", "cin": 96, "cout": 96, "h": 112, "w": 112, "k": 3, "stride": 2, "pad": 1, "groups": 96}
+    tensor = 96 * 112 * 112
+    assert working_set(expand) == (16 + 96) * 112 * 112 / 2
+    assert reorder_ms(tensor, cv, working_set(expand)) < 0.6 * reorder_ms(tensor, cv)
+    assert reorder_ms(tensor, cv, tensor) == reorder_ms(tensor, cv)
+    assert reorder_ms(tensor, 0.2, 10.0) == pytest.approx(0.2 * tensor / 1e6)  # a constant has no curve to read
+    by_ws = pair_reorders(expand, dw, cv, 16, by_working_set=True)
+    assert by_ws == pytest.approx(reorder_ms(tensor, cv, working_set(expand)) + reorder_ms(tensor, cv, working_set(dw)))
+    assert by_ws < pair_reorders(expand, dw, cv, 16)
+    ops = model_ops("mobilenet_v2", 224)
+    kernels = fusion.merge(ops, [1.0] * len(ops), {(k, "relu6"): 1.0 for k in ("conv", "conv1x1", "dwconv")})
+    old, new = reorders_saved(ops, kernels, cv, 16), reorders_saved(ops, kernels, cv, 16, by_working_set=True)
+    first = next(i for i, k in enumerate(kernels) if k["kind"] == "conv1x1+relu6")  # the 16 -> 96 at 112x112
+    assert new[first] < 0.8 * old[first] and sum(new) < sum(old)
+    assert keyed({"keyed_by": "working_set"}) and not keyed({}) and not keyed(None)
 
 
 def test_nchwc_reorders_between_blocked_kernels_are_spared():

@@ -99,7 +99,7 @@ def candidate_chains(ops_per_model: list[list], fused: list[tuple[str, str]],
 
 
 def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement=0.0,
-           block: int = NCHWC_BLOCK) -> list[dict]:
+           block: int = NCHWC_BLOCK, by_working_set: bool = False) -> list[dict]:
     """Time each pair alone and together with ``measure(list of specs) -> {"cost": net cost}`` (None:
     that chain failed), or, when ``measure`` has ``together(list of chains)``, all three in one
     interleaved run: timed one after another, a speed step of the VM between them read as a saving
@@ -109,7 +109,8 @@ def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement=0.
     kind is theirs joined by '+', as the kernel it stands for is named.
     ``reorder_ms_per_melement`` (the host's measured NCHWc reorder cost, a curve or a constant:
     ``layout.reorder_ms``): savings are judged net of the
-    reorders a network would not run (``layout.pair_reorders``, with the engine's NCHWc ``block``)."""
+    reorders a network would not run (``layout.pair_reorders``, with the engine's NCHWc ``block``, each
+    read at its op's working set if ``by_working_set``)."""
     import time
 
     clock = clock or time.perf_counter
@@ -130,7 +131,7 @@ def detect(pairs, measure, deadline=None, clock=None, reorder_ms_per_melement=0.
             continue
         ops = [graph(chain) for chain in (a, [b], [*a, b])] if graph is not None else None
         merged = None if ops is None or any(o is None for o in ops) else len(ops[2]) < len(ops[0]) + len(ops[1])
-        layout = pair_reorders(a[0], b, reorder_ms_per_melement, block)  # a fused kernel runs in its head's layout
+        layout = pair_reorders(a[0], b, reorder_ms_per_melement, block, by_working_set)  # a fused kernel runs in its head's layout
         s = saving(ta["cost"], tb["cost"], tab["cost"] + layout)
         by_rule.setdefault(("+".join(x["kind"] for x in a), b["kind"]), []).append(
             {"a": a[0] if len(a) == 1 else a, "b": b, "cost_a": ta["cost"], "cost_b": tb["cost"],

@@ -94,7 +94,7 @@ def measure(together, deadline=None, clock=None) -> dict | None:
     if not points:
         return None
     per = max(0.0, statistics.median(p["ms_per_melement"] for p in points))
-    return {"reorder_ms_per_melement": per, "reorder_curve": curve(points), "points": points}
+    return {"reorder_ms_per_melement": per, "reorder_curve": curve(points), "keyed_by": KEYED_BY, "points": points}
 
 
 def curve(points: list[dict]) -> list[list[float]]:
@@ -115,26 +115,54 @@ def reorder_rate(entry: dict | None):
     return entry.get("reorder_curve") or float(entry.get("reorder_ms_per_melement") or 0.0)
 
 
-def reorder_ms(elements: float, rate) -> float:
+def reorder_ms(elements: float, rate, at: float | None = None) -> float:
     """ms to reorder a tensor of ``elements`` between NCHW and NCHWc: ``rate`` is a profile's
     ``reorder_curve`` (interpolated in log size, held at its ends) or one ms-per-million constant
-    (profiles made before the curve)."""
+    (profiles made before the curve). ``at``: the size the curve is read at (``working_set``; default
+    the tensor's own)."""
     if not rate:
         return 0.0
     if isinstance(rate, (int, float)):
         return float(rate) * elements / 1e6
     xs = [math.log(max(1.0, e)) for e, _ in rate]
-    return float(np.interp(math.log(max(1.0, elements)), xs, [r for _, r in rate])) * elements / 1e6
+    where = elements if at is None else at
+    return float(np.interp(math.log(max(1.0, where)), xs, [r for _, r in rate])) * elements / 1e6
 
 
-def pair_reorders(a: dict, b: dict, per_melement, block: int = NCHWC_BLOCK) -> float:
+# A reorder's rate follows what the one-op model that pays it moves, not the tensor alone: the curve is
+# measured on C -> C convs, whose input and output are both the tensor, and at 1.2 M elements such a
+# conv's output reorder took 0.43 ms, MobileNet v2's 16 -> 96 expansion's (same output, a sixth of the
+# input) 0.15 (ONNX Runtime's own node times, AMD EPYC). So the curve is read at the paying op's mean of
+# input and output elements. The layout entry says so (``KEYED_BY``); a profile without it keeps the
+# tensor's own size, as it was validated.
+KEYED_BY = "working_set"
+
+
+def working_set(spec: dict) -> float:
+    """The mean of an op's input and output elements: where the reorder curve is read for a reorder
+    its one-op model pays (a C -> C conv's is its tensor's size, as the curve was measured)."""
+    c = spec_counts(spec)
+    return (c["in_elems"] + c["out_elems"]) / 2
+
+
+def keyed(entry: dict | None) -> bool:
+    """Whether a profile's ``layout`` entry reads its curve at the paying op's working set."""
+    return (entry or {}).get("keyed_by") == KEYED_BY
+
+
+def pair_reorders(a: dict, b: dict, per_melement, block: int = NCHWC_BLOCK, by_working_set: bool = False) -> float:
     """ms of reorders in the timings of ``a`` then ``b`` (alone and chained) that a network would not
     run, to take out of the pair's saving: two between two NCHWc ops (their one-op models each pay
-    one, the chain neither), and the second input of an add after an NCHWc op (the chain pays it)."""
+    one, the chain neither), and the second input of an add after an NCHWc op (the chain pays it).
+    ``by_working_set``: each reorder read at its op's ``working_set``."""
     if not per_melement or not blocked(a, block):
         return 0.0
     if blocked(b, block):
-        return 2 * reorder_ms(spec_counts(b)["in_elems"], per_melement)
+        elems = spec_counts(b)["in_elems"]
+        if by_working_set:
+            return (reorder_ms(elems, per_melement, working_set(a))
+                    + reorder_ms(elems, per_melement, working_set(b)))
+        return 2 * reorder_ms(elems, per_melement)
     if b["kind"] == "add":
         return -reorder_ms(spec_counts(b)["in_elems"] / 2, per_melement)
     return 0.0

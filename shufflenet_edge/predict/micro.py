@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..models.common import Add, ChannelShuffle, Concat, GlobalAvgPool
-from .kernels import CONV_KINDS, out_hw
+from .kernels import CLAMPED, CONV_KINDS, out_hw
 
 
 class Split(nn.Module):
@@ -61,6 +61,8 @@ def _layer(spec: dict) -> nn.Module:
         return nn.Sequential(conv, nn.BatchNorm2d(cout))
     if kind == "relu":
         return nn.ReLU()
+    if kind == CLAMPED:
+        return nn.ReLU6()
     if kind == "add":
         return Add()
     if kind == "concat":
@@ -103,7 +105,7 @@ def chain_specs(specs: list[dict]) -> list[dict]:
         if prev["kind"] == "concat":
             c = int(prev["cin"]) + int(prev.get("c2", 0))
         s = dict(s, cin=c, h=oh, w=ow) if s["kind"] != "fc" else dict(s, cin=c * oh * ow, h=1, w=1)  # fc: flattened
-        if s["kind"] in ("relu", "add", "shuffle", "split", "maxpool", "avgpool", "gap", "dwconv"):
+        if s["kind"] in ("relu", CLAMPED, "add", "shuffle", "split", "maxpool", "avgpool", "gap", "dwconv"):
             s["cout"] = c
         if s["kind"] == "dwconv":
             s["groups"] = c

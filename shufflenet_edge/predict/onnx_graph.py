@@ -8,11 +8,11 @@ does not know becomes kind ``other`` and is listed with no cost.
 from __future__ import annotations
 
 from ..errors import UsageError, one_line
-from .kernels import Op
+from .kernels import CLAMPED, Op
 
 _ALIAS = {"Reshape", "Flatten", "Identity", "Squeeze", "Unsqueeze", "Shape", "Gather", "Cast", "Dropout",
           "Constant", "ConstantOfShape", "Expand"}
-_ELEMENTWISE = {"Relu": "relu", "Clip": "relu", "LeakyRelu": "relu", "BatchNormalization": "relu"}
+_ELEMENTWISE = {"Relu": "relu", "Clip": CLAMPED, "LeakyRelu": "relu", "BatchNormalization": "relu"}
 _FLOATS = {1, 10, 11, 16}  # TensorProto FLOAT, FLOAT16, DOUBLE, BFLOAT16
 _QUANT = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
 

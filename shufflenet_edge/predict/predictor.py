@@ -3,6 +3,7 @@ and set the FLOPs-only and MACs + memory-access laws of the same profile beside 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import numpy as np
 from ..errors import UsageError
 from . import fusion, profile as profiles, proxies
 from .fit import fit_models
-from .layout import reorder_ms, reorder_rate
-from .kernels import CONV_KINDS, KERNEL_KINDS, NCHWC_BLOCK, Op, blocked, model_ops, totals, trace_ops
+from .layout import keyed, reorder_ms, reorder_rate
+from .kernels import CLAMPED, CONV_KINDS, KERNEL_KINDS, NCHWC_BLOCK, Op, blocked, model_ops, totals, trace_ops
 
 
 COMPUTE_KINDS = CONV_KINDS + ("fc",)  # the rest (element-wise, data movement, pooling) is memory-bound
@@ -49,12 +50,15 @@ def calibrate(composites: list[dict]) -> dict:
 REORDER_CREDIT_CAP = 0.5  # a kernel keeps at least half its one-op cost, whatever reorders it is spared
 
 
-def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement, block: int = NCHWC_BLOCK) -> list[float]:
+def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement, block: int = NCHWC_BLOCK,
+                   by_working_set: bool = False) -> list[float]:
     """ms each kernel does not spend on layout reorders inside a network. A one-op model of an NCHWc
     op (``kernels.blocked`` with the engine's ``block``) pays for reordering its input in and its output
     out; between two such ops a network reorders nothing. So a kernel whose first op runs NCHWc is
     spared its input's reorder when that input comes from an NCHWc kernel, and its output's when every
-    consumer is one."""
+    consumer is one.
+    ``by_working_set``: each reorder priced at the rate of the one-op model that pays it
+    (``layout.working_set``: the producer's head for its output, the consumer's head for its input)."""
     if not ms_per_melement or not kernels:
         return [0.0] * len(kernels)
     index = {op.name: i for i, op in enumerate(ops)}
@@ -72,11 +76,16 @@ def reorders_saved(ops: list[Op], kernels: list[dict], ms_per_melement, block: i
         if not nchwc[kp]:
             continue
         into = [kc for kc, at_head in uses if at_head and nchwc[kc]]
-        cost = reorder_ms(ops[src].out_elems, ms_per_melement)
+        elems = ops[src].out_elems
+
+        def cost(k: int) -> float:  # the reorder as kernel k's one-op model pays it
+            return reorder_ms(elems, ms_per_melement, (heads[k].in_elems + heads[k].out_elems) / 2
+                              if by_working_set else None)
+
         for kc in into:
-            saved[kc] += cost
+            saved[kc] += cost(kc)
         if len(into) == len(uses):
-            saved[kp] += cost
+            saved[kp] += cost(kp)
     return [min(sv, REORDER_CREDIT_CAP * k["cost"]) for sv, k in zip(saved, kernels)]
 
 
@@ -94,6 +103,9 @@ class Predictor:
         self.overhead = float(prof["overhead"]["cost"])
         # the NCHWc reorder cost the profile measured (``layout``): none in a profile without it
         self.reorder = reorder_rate(prof.get("layout"))
+        self.by_working_set = keyed(prof.get("layout"))
+        # a profile fitted before clamped activations had a kind of their own costs them as ReLUs, as validated
+        self.alias = {} if CLAMPED in prof["kernels"] else {CLAMPED: "relu"}
         cal = prof.get("calibration") or {}
         self.scale = {"compute": float(cal.get("compute", 1.0)), "memory": float(cal.get("memory", 1.0))}
 
@@ -116,9 +128,10 @@ class Predictor:
         return costs, notes
 
     def run(self, ops: list[Op]) -> dict:
+        ops = [replace(op, kind=self.alias[op.kind]) if op.kind in self.alias else op for op in ops]
         costs, notes = self.op_costs(ops)
         kernels = fusion.merge(ops, costs, self.rules)
-        for k, saved in zip(kernels, reorders_saved(ops, kernels, self.reorder, self.block)):
+        for k, saved in zip(kernels, reorders_saved(ops, kernels, self.reorder, self.block, self.by_working_set)):
             if saved:
                 k["cost"] -= saved
                 k["reorders_saved"] = saved

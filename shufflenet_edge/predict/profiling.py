@@ -82,17 +82,17 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
         if unit == "ms" and run.together is not None:  # NCHWc is the x86 runtime's; counts under qemu have none
             say(f"fixed cost {show(meas.fixed_cost, unit)} per inference; measuring layout reorders")
             reorder = layout.measure(run.together, deadline=clock() + LAYOUT_SHARE * budget, clock=clock)  # set-up may overrun
-        per = layout.reorder_rate(reorder)
+        per, keyed = layout.reorder_rate(reorder), layout.keyed(reorder)
         say("measuring fusion pairs")
         timed = unit == "ms"  # times: each pair at its largest instance first (``fusion.candidate_pairs``)
         pairs = [p for p in fusion.candidate_pairs(seed_lists, largest=timed)
                  if p[0]["kind"] in kinds and p[1]["kind"] in kinds]
         rules = fusion.detect(pairs, run, deadline=t0 + (LAYOUT_SHARE + FUSION_SHARE) * budget, clock=clock,
-                              reorder_ms_per_melement=per, block=block)
+                              reorder_ms_per_melement=per, block=block, by_working_set=keyed)
         chains = fusion.candidate_chains(seed_lists, list(fusion.fused_rules(rules)), largest=timed)
         rules += fusion.detect([c for c in chains if c[1]["kind"] in kinds], run,
                                deadline=t0 + (LAYOUT_SHARE + FUSION_SHARE + CHAIN_SHARE) * budget, clock=clock,
-                               reorder_ms_per_melement=per, block=block)
+                               reorder_ms_per_melement=per, block=block, by_working_set=keyed)
         fused = [f"{r['first']}>{r['second']}" for r in rules if r["fused"]]
         say(f"{len(rules)} pair rule(s) measured, fused: {', '.join(fused) or 'none'}; sampling {len(kinds)} kernel kinds")
         last = [clock()]
