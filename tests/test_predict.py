@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -374,6 +375,31 @@ def test_validation_passes_keep_each_models_fastest_and_report_their_spread():
     assert rep["max_spread"] == pytest.approx(0.3) and repeatability([{"model": "c"}]) is None
 
 
+def test_a_verdict_on_noisy_measurements_says_it_cannot_be_judged():
+    """``noise_verdict`` on the committed host validations: the quiet one (0 noisy rows, passes within 5%)
+    is judgeable; the AVX-VNNI host's (a fit with 5.3% disturbed timings, 17 noisy rows, passes within
+    10% for 79%) is not, for all three reasons; each reason alone is enough."""
+    from shufflenet_edge.predict.validate import noise_verdict
+
+    root = Path(__file__).resolve().parent.parent / "bench" / "results" / "predict"
+
+    def committed(isa):
+        prof = json.loads((root / isa / "host_onnxruntime_fp32_t1.json").read_text())
+        val = json.loads((root / isa / "validate_host_onnxruntime_fp32_t1.json").read_text())
+        return prof, val["rows"], val.get("repeatability")
+
+    assert noise_verdict(*committed("avx512vnni-avx512")) == {"judgeable": True, "reasons": []}
+    busy = noise_verdict(*committed("avx512vnni-avxvnni-avx512"))
+    assert not busy["judgeable"] and len(busy["reasons"]) == 3, busy
+    quiet_prof = {"noisy": {"points": 100, "noisy": 2, "share": 0.02}}
+    rows = [{"stability": "stable"}] * 10
+    rep = {"within_10": 1.0}
+    assert noise_verdict(quiet_prof, rows, rep)["judgeable"] and noise_verdict(quiet_prof, rows, None)["judgeable"]
+    assert not noise_verdict({"noisy": {"points": 100, "noisy": 10, "share": 0.1}}, rows, rep)["judgeable"]
+    assert not noise_verdict(quiet_prof, [{"stability": "noisy"}] * 2 + rows[:8], rep)["judgeable"]
+    assert "agree within 10% for only 80%" in noise_verdict(quiet_prof, rows, {"within_10": 0.8})["reasons"][0]
+
+
 def test_a_committed_host_profile_of_this_hosts_isa_is_taken_first(tmp_path, monkeypatch):
     """Committed host profiles are kept per ISA (an AVX-512 host runs other kernels than an AVX2 one):
     ``find`` takes the user's own fit, else this host's ISA folder, else another ISA's."""
@@ -572,6 +598,8 @@ def test_validate_measures_and_reports_each_predictor(cli, tmp_path):
     (row,) = res["rows"]
     assert len(row["measured_passes"]) == 2 and row["measured"] == min(row["measured_passes"])
     assert res["repeatability"]["n"] == 1 and res["repeatability"]["median_spread"] == pytest.approx(row["pass_spread"])
+    noise = res["acceptance"]["noise"]  # the verdict says whether its measurements could judge it
+    assert noise["judgeable"] == (not noise["reasons"]) and ("too noisy to judge" in r.stdout) == (not noise["judgeable"])
     assert row["model"] == "v2_0.5x" and row["measured"] > 0 and row["stability"] in ("stable", "noisy")
     assert row["measured"] <= row["measured_p50"] and row["stability_detail"]["canary"]  # p10, beside the canary
     assert res["summary_p50"]["predicted"]["n"] == 1

@@ -155,5 +155,9 @@ def validate_command(device_profile, models, sizes, max_seconds, out, passes, as
                    f"within 5%, {_share(rep['within_10'])} within 10% (median spread {_share(rep['median_spread'])}, "
                    f"largest {_share(rep['max_spread'])})")
     acc = res["acceptance"]
-    click.echo(f"acceptance ({acc['goal']}): {'met' if acc['met'] else 'not met'}")
+    noise = acc.get("noise") or {"judgeable": True}
+    unjudged = "" if noise["judgeable"] else (
+        f" (but the measurements are too noisy to judge it: {'; '.join(noise['reasons'])}; fit and validate "
+        "again with nothing else running)")
+    click.echo(f"acceptance ({acc['goal']}): {'met' if acc['met'] else 'not met'}{unjudged}")
     click.echo(f"results: {res['path']}" + (f"; plot: {res['plot']}" if res.get("plot") else ""))

@@ -46,6 +46,10 @@ WITHIN_5_GOAL = 0.95
 # More tries than a profile point gets: a validation row is the judge, and the VM's slow spells can last
 # longer than a model's timing (in one run a third of the rows saw a slow canary in all of three tries).
 VALIDATE_RETRIES = 4
+# A host verdict is only as good as the timings under it. Validations of the same code on the same VM
+# met the bar with 0 of 34 rows noisy and passes within 10% for every model; they missed it widely with
+# 17 and 21 noisy rows and passes within 10% for 79% and 62%. Past these limits a verdict says so.
+NOISY_ROWS_LIMIT = 0.10
 QEMU_INFERENCES = 2  # counted one by one after a warm-up, the lower kept (a 480x640 zoo model: ~20 s each)
 
 
@@ -155,6 +159,23 @@ def acceptance_of(prof: dict, summary: dict) -> dict:
             "rmspe_factor": factor, "met": bool(met)}
 
 
+def noise_verdict(prof: dict, rows: list[dict], rep: dict | None) -> dict:
+    """Whether the host measurements behind a verdict are quiet enough to judge the bar on, and if not,
+    why: a profile fitted on a busy machine, too many noisy rows, or passes that disagree more often than
+    the bar allows misses (no predictor can be judged closer than the measurements agree with themselves)."""
+    reasons = []
+    fit = prof.get("noisy") or {}
+    if fit.get("share", 0.0) > profiles.NOISY_WARN:
+        reasons.append(f"{fit['noisy']} of {fit['points']} of the profile's timings were noisy "
+                       f"({fit['share']:.0%}, limit {profiles.NOISY_WARN:.0%})")
+    noisy = sum(r.get("stability") == "noisy" for r in rows)
+    if rows and noisy / len(rows) > NOISY_ROWS_LIMIT:
+        reasons.append(f"{noisy} of {len(rows)} validation rows were noisy (limit {NOISY_ROWS_LIMIT:.0%})")
+    if rep and rep["within_10"] < WITHIN_10_GOAL:
+        reasons.append(f"the passes agree within 10% for only {rep['within_10']:.0%} of the models")
+    return {"judgeable": not reasons, "reasons": reasons}
+
+
 def _fmt(v: float, unit: str) -> str:
     return f"{v:.2f} ms" if unit == "ms" else f"{v / 1e6:,.2f}M instructions"
 
@@ -251,6 +272,7 @@ def validate(profile=None, models=VALIDATION_MODELS, sizes=VALIDATION_SIZES, out
                                  + (f"; the fastest of {passes} passes over the set" if passes > 1 else ""))
         if passes > 1:
             result["repeatability"] = repeatability(rows)
+        result["acceptance"]["noise"] = noise_verdict(prof, rows, result.get("repeatability"))
         result["summary_p50"] = {k: metrics([r["measured_p50"] for r in rows], [r.get(k) for r in rows])
                                  for k in ("predicted", "flops")}
     out.mkdir(parents=True, exist_ok=True)
