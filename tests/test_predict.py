@@ -385,19 +385,24 @@ def test_a_verdict_on_noisy_measurements_says_it_cannot_be_judged():
 
     def committed(isa):
         prof = json.loads((root / isa / "host_onnxruntime_fp32_t1.json").read_text())
-        val = json.loads((root / isa / "validate_host_onnxruntime_fp32_t1.json").read_text())
-        return prof, val["rows"], val.get("repeatability")
+        return prof, json.loads((root / isa / "validate_host_onnxruntime_fp32_t1.json").read_text())
 
     assert noise_verdict(*committed("avx512vnni-avx512")) == {"judgeable": True, "reasons": []}
     busy = noise_verdict(*committed("avx512vnni-avxvnni-avx512"))
     assert not busy["judgeable"] and len(busy["reasons"]) == 3, busy
-    quiet_prof = {"noisy": {"points": 100, "noisy": 2, "share": 0.02}}
-    rows = [{"stability": "stable"}] * 10
-    rep = {"within_10": 1.0}
-    assert noise_verdict(quiet_prof, rows, rep)["judgeable"] and noise_verdict(quiet_prof, rows, None)["judgeable"]
-    assert not noise_verdict({"noisy": {"points": 100, "noisy": 10, "share": 0.1}}, rows, rep)["judgeable"]
-    assert not noise_verdict(quiet_prof, [{"stability": "noisy"}] * 2 + rows[:8], rep)["judgeable"]
-    assert "agree within 10% for only 80%" in noise_verdict(quiet_prof, rows, {"within_10": 0.8})["reasons"][0]
+    quiet_prof = {"cost_unit": "ms", "noisy": {"points": 100, "noisy": 2, "share": 0.02}}
+    busy_prof = {"cost_unit": "ms", "noisy": {"points": 100, "noisy": 10, "share": 0.1}}
+
+    def validation(noisy=0, rep=None):
+        return {"rows": [{"stability": "noisy"}] * noisy + [{"stability": "stable"}] * (10 - noisy), "noisy": noisy,
+                **({"repeatability": rep} if rep else {})}
+
+    assert noise_verdict(quiet_prof, validation(rep={"within_10": 1.0}))["judgeable"]
+    assert noise_verdict(quiet_prof, validation())["judgeable"]
+    assert not noise_verdict(busy_prof, validation(rep={"within_10": 1.0}))["judgeable"]
+    assert noise_verdict({**busy_prof, "cost_unit": "instructions"}, validation())["judgeable"]  # counts: no load
+    assert not noise_verdict(quiet_prof, validation(noisy=2, rep={"within_10": 1.0}))["judgeable"]
+    assert "agree within 10% for only 80%" in noise_verdict(quiet_prof, validation(rep={"within_10": 0.8}))["reasons"][0]
 
 
 def test_a_committed_host_profile_of_this_hosts_isa_is_taken_first(tmp_path, monkeypatch):

@@ -211,9 +211,8 @@ def predict(model, input_size=None, profile=None) -> dict:
         agg["cost"] += k["cost"]
         agg["macs"] += k["macs"]
     total = got["total"]
-    noisy = prof.get("noisy") or {}
-    # counted instructions do not depend on the load: a disagreement there is the engine's, not a busy machine
-    if prof.get("cost_unit") == "ms" and noisy.get("share", 0.0) > profiles.NOISY_WARN:
+    if profiles.fitted_busy(prof):
+        noisy = prof["noisy"]
         got["notes"].append(f"{noisy['noisy']} of {noisy['points']} timings in this profile were noisy (the machine "
                             "was busy while it was fitted): fit it again on a quiet machine")
     for agg in by_kind.values():

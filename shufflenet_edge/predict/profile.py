@@ -33,6 +33,12 @@ FIX = "make a new one with `edge predict fit`"
 NOISY_WARN = 0.05
 
 
+def fitted_busy(prof: dict) -> bool:
+    """Whether ``prof`` was timed on a busy machine (over ``NOISY_WARN`` of its timings disturbed). Never for
+    counted instructions: they do not depend on the load, and a disagreement there is the engine's."""
+    return prof.get("cost_unit", "ms") == "ms" and (prof.get("noisy") or {}).get("share", 0.0) > NOISY_WARN
+
+
 def file_name(device: str, engine: str, precision: str, threads: int) -> str:
     return f"{device}_{engine}_{precision}_t{int(threads)}.json"
 

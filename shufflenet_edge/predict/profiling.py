@@ -160,7 +160,7 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
     finally:
         meas.close()
     say(f"{path} ({prof['elapsed_s']:.0f} s)")
-    if prof["noisy"]["share"] > profiles.NOISY_WARN and unit == "ms":
+    if profiles.fitted_busy(prof):
         say(f"warning: {prof['noisy']['noisy']} of {prof['noisy']['points']} timings were noisy (other work on this "
             "machine): fit again with nothing else running before trusting its predictions")
     elif unit != "ms" and prof["noisy"]["noisy"]:  # counts do not depend on the machine's load: a disagreement is the engine's

@@ -159,16 +159,17 @@ def acceptance_of(prof: dict, summary: dict) -> dict:
             "rmspe_factor": factor, "met": bool(met)}
 
 
-def noise_verdict(prof: dict, rows: list[dict], rep: dict | None) -> dict:
-    """Whether the host measurements behind a verdict are quiet enough to judge the bar on, and if not,
-    why: a profile fitted on a busy machine, too many noisy rows, or passes that disagree more often than
-    the bar allows misses (no predictor can be judged closer than the measurements agree with themselves)."""
+def noise_verdict(prof: dict, result: dict) -> dict:
+    """Whether the host measurements behind ``result`` (a validation of ``prof``) are quiet enough to judge
+    the bar on, and if not, why: a profile fitted on a busy machine, too many noisy rows, or passes that
+    disagree more often than the bar allows misses (no predictor can be judged closer than the measurements
+    agree with themselves)."""
     reasons = []
-    fit = prof.get("noisy") or {}
-    if fit.get("share", 0.0) > profiles.NOISY_WARN:
+    if profiles.fitted_busy(prof):
+        fit = prof["noisy"]
         reasons.append(f"{fit['noisy']} of {fit['points']} of the profile's timings were noisy "
                        f"({fit['share']:.0%}, limit {profiles.NOISY_WARN:.0%})")
-    noisy = sum(r.get("stability") == "noisy" for r in rows)
+    rows, noisy, rep = result["rows"], result["noisy"], result.get("repeatability")
     if rows and noisy / len(rows) > NOISY_ROWS_LIMIT:
         reasons.append(f"{noisy} of {len(rows)} validation rows were noisy (limit {NOISY_ROWS_LIMIT:.0%})")
     if rep and rep["within_10"] < WITHIN_10_GOAL:
@@ -272,7 +273,7 @@ def validate(profile=None, models=VALIDATION_MODELS, sizes=VALIDATION_SIZES, out
                                  + (f"; the fastest of {passes} passes over the set" if passes > 1 else ""))
         if passes > 1:
             result["repeatability"] = repeatability(rows)
-        result["acceptance"]["noise"] = noise_verdict(prof, rows, result.get("repeatability"))
+        result["acceptance"]["noise"] = noise_verdict(prof, result)
         result["summary_p50"] = {k: metrics([r["measured_p50"] for r in rows], [r.get(k) for r in rows])
                                  for k in ("predicted", "flops")}
     out.mkdir(parents=True, exist_ok=True)
