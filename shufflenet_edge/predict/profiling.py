@@ -44,6 +44,7 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
     from ..bench.report import versions
     from ..io_utils import check_writable
     from .backends import check_supported, measurer
+    from .measure import RETRIES
     from .predictor import Predictor, calibrate
 
     if not budget_min or float(budget_min) <= 0:
@@ -125,13 +126,16 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
         say(f"{sum(len(p) for p in points.values())} kernel points; measuring composite networks")
         predictor = Predictor(prof)
         comps = []
-        longest = 0.0  # the slowest composite so far: one more must still fit in the budget
+        # the slowest timing attempt of a composite so far. A composite is timed again while the canary says
+        # the window was slow (``measure.until_fast``), so the next one may take every attempt: on a busy
+        # host a 36 s smoke fit whose composites had taken one attempt each ended 5 s late when the last took three
+        longest = 0.0
         # refitting and writing the profile come after; a busy machine stretches both (a 36 s smoke fit on a
         # loaded 2-core host ended 5 s late with a 1 s reserve)
         finish = deadline - min(10.0, 0.06 * budget)
         # under emulation one composite can take minutes: the measurer says how long, before it runs
         seconds_for = getattr(meas, "seconds_for", None)
-        while clock() + 1.5 * longest < finish:  # the next composite may take longer than the longest so far
+        while clock() + (1 + RETRIES) * 1.5 * longest < finish:  # the next one may be larger, and slow throughout
             module, shape, desc = micro.composite(rng)
             ops = trace_ops(module, shape[1:], in_channels=shape[0])
             got = predictor.run(ops)
@@ -146,7 +150,8 @@ def fit_profile(device: str = "host", target: str | None = None, fmt: str = "onn
                           "fixed_cost": meas.fixed_cost, "kernel_sums": got["kernel_sums"],
                           "predicted_uncalibrated": got["total"]})
             if seconds_for is None:
-                longest = max(longest, clock() - started)
+                attempts = len((m["stability"] or {}).get("canary") or [None])
+                longest = max(longest, (clock() - started) / attempts)
         prof["composites"] = comps
         prof["calibration"] = calibrate(comps)
         if len(comps) >= 3:
