@@ -265,6 +265,15 @@ def sigterm_unwinds():
         yield
         if _pending.is_set():  # every repeat was swallowed too: stop here rather than report success
             raise Terminated()
+    except Terminated:
+        raise
+    except BaseException as exc:
+        # a library that catches everything re-raised the Terminated as its own error (a TFLite export
+        # ended "conversion ... failed: Encountered an error while initializing the extension", exit 1,
+        # in 1 of 14 SIGTERMs on a loaded host): the run was still stopped by the signal, and says so
+        if _pending.is_set():
+            raise Terminated() from exc
+        raise
     finally:
         # whatever leaves the block (Terminated, another error it became, or none) ends the repeats: one
         # after the handler goes back would kill the process with the default action instead of reporting it

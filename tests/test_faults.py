@@ -224,6 +224,29 @@ def test_sigterm_swallowed_in_a_finalizer_still_unwinds():
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+def test_sigterm_that_a_library_turns_into_its_own_error_still_ends_as_terminated():
+    """A library that catches everything may re-raise the Terminated as its own error (a TFLite export
+    under load once ended "conversion failed: Encountered an error while initializing the extension",
+    exit 1): the block reports the signal, the library's error chained under it. An error with no
+    signal behind it passes through as it was."""
+    from shufflenet_edge.io_utils import Terminated, sigterm_unwinds
+
+    def catching_library():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(100):
+                time.sleep(0.02)
+        except BaseException as exc:
+            raise RuntimeError("Encountered an error while initializing the extension") from exc
+
+    with pytest.raises(Terminated) as info, sigterm_unwinds():
+        catching_library()
+    assert isinstance(info.value.__cause__, RuntimeError)
+    with pytest.raises(ValueError), sigterm_unwinds():
+        raise ValueError("not a signal")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def test_sigterm_repeats_neither_print_tracebacks_nor_cut_cleanup_short():
     """The repeats must not show up to a user: a Terminated dropped in a __del__ prints no
     "Exception ignored ... Traceback" (CI saw one from tqdm's __del__ above a torchrun rank's
